@@ -1,0 +1,1 @@
+"""MetaMimic for Acme."""

@@ -1,0 +1,191 @@
+"""MetaMimicBuilder: Acme's D4PG builder with an imitation path beside it.
+
+What D4PG already does is inherited: the task table's dataset iterator, the
+task actors' N-step adder and the actors themselves are `D4PGBuilder`'s, with
+`replay_table_name` set to the task table. MetaMimic adds
+
+- `make_replay_tables`: the `imitation` table (prioritized sampling, removal of
+  the lowest priority first) and the `task` table (uniform, FIFO), both on one
+  Reverb server;
+- `make_imitation_adder`: `adders.ImitationRewardAdder`, writing each imitation
+  step to both tables;
+- `make_imitation_dataset_iterator` and `make_learner(..., prioritized=True)`:
+  the imitation learner, Acme's D4PG learner whose iterator writes TD-error
+  priorities back to Reverb (`learning.PriorityUpdatingIterator`);
+- `make_imitation_environment`: the demo-following environment of Algorithm 1.
+
+Every learner gets its own Adam optimizers at the configured learning rates.
+"""
+
+import dataclasses
+from typing import Iterator, List, Optional, Sequence, Tuple
+
+from acme import adders as acme_adders
+from acme import datasets
+from acme import specs
+from acme.adders import reverb as reverb_adders
+from acme.agents.tf.d4pg import agent as d4pg_agent
+from acme.utils import counting
+from acme.utils import loggers
+from acme_metamimic import adders
+from acme_metamimic import config as config_lib
+from acme_metamimic import learning
+from acme_metamimic import rewards
+from acme_metamimic.demonstrations import dataset as demo_dataset
+from acme_metamimic.environments import imitation
+import dm_env
+import reverb
+import sonnet as snt
+
+_SAMPLERS = {
+    'uniform': lambda config: reverb.selectors.Uniform(),
+    'prioritized': lambda config: reverb.selectors.Prioritized(
+        config.priority_exponent),
+}
+_REMOVERS = {
+    'fifo': reverb.selectors.Fifo,
+    'prioritized': reverb.selectors.MinHeap,
+}
+
+
+class MetaMimicBuilder(d4pg_agent.D4PGBuilder):
+  """Builds MetaMimic's replay, adders, actors and learners from a config."""
+
+  def __init__(self, config: config_lib.MetaMimicConfig):
+    super().__init__(dataclasses.replace(
+        config, replay_table_name=config_lib.TASK_TABLE))
+    self._config: config_lib.MetaMimicConfig = self._config
+
+  @property
+  def config(self) -> config_lib.MetaMimicConfig:
+    return self._config
+
+  def _rate_limiter(self) -> reverb.rate_limiters.RateLimiter:
+    config = self._config
+    if config.samples_per_insert is None:
+      return reverb.rate_limiters.MinSize(config.min_replay_size)
+    return reverb.rate_limiters.SampleToInsertRatio(
+        min_size_to_sample=config.min_replay_size,
+        samples_per_insert=config.samples_per_insert,
+        error_buffer=config.min_replay_size * 0.1 * config.samples_per_insert)
+
+  def make_replay_tables(
+      self, environment_spec: specs.EnvironmentSpec) -> List[reverb.Table]:
+    """The imitation and task tables; they share one Reverb server."""
+    config = self._config
+    imitation_spec = imitation.imitation_environment_spec(environment_spec)
+    return [
+        reverb.Table(
+            name=config_lib.IMITATION_TABLE,
+            sampler=_SAMPLERS[config.imitation_sampler](config),
+            remover=_REMOVERS[config.imitation_remover](),
+            max_size=config.max_replay_size,
+            rate_limiter=self._rate_limiter(),
+            signature=reverb_adders.NStepTransitionAdder.signature(
+                imitation_spec)),
+        reverb.Table(
+            name=config_lib.TASK_TABLE,
+            sampler=_SAMPLERS[config.task_sampler](config),
+            remover=_REMOVERS[config.task_remover](),
+            max_size=config.max_replay_size,
+            rate_limiter=self._rate_limiter(),
+            signature=reverb_adders.NStepTransitionAdder.signature(
+                environment_spec)),
+    ]
+
+  def make_imitation_dataset_iterator(
+      self, replay_client: reverb.Client) -> Iterator[reverb.ReplaySample]:
+    """Batches from the imitation table for the imitation learner."""
+    dataset = datasets.make_reverb_dataset(
+        table=config_lib.IMITATION_TABLE,
+        server_address=replay_client.server_address,
+        batch_size=self._config.batch_size,
+        prefetch_size=self._config.prefetch_size)
+    return iter(dataset)
+
+  def make_imitation_reward(self) -> rewards.ImitationReward:
+    config = self._config
+    return rewards.ImitationReward(
+        beta_image=config.beta_image,
+        beta_body=config.beta_body,
+        image_distance_scale=config.image_distance_scale,
+        body_distance_scale=config.body_distance_scale,
+        feature_distance_scale=config.feature_distance_scale,
+        body_key=config.reward_body_key,
+        scene_key=config.reward_scene_key)
+
+  def make_early_termination(self) -> rewards.EarlyTermination:
+    config = self._config
+    return rewards.EarlyTermination(
+        mode=config.early_termination,
+        cutoff=config.early_termination_cutoff,
+        threshold=config.hand_to_target_threshold)
+
+  def make_imitation_adder(self,
+                           replay_client: reverb.Client) -> acme_adders.Adder:
+    """Writes imitation steps to both tables (imitation and task reward)."""
+    config = self._config
+    make = lambda table, priority: reverb_adders.NStepTransitionAdder(
+        priority_fns={table: lambda unused_step: priority},
+        client=replay_client,
+        n_step=config.n_step,
+        discount=config.discount)
+    return adders.ImitationRewardAdder(
+        imitation_adder=make(config_lib.IMITATION_TABLE,
+                             config.initial_priority),
+        task_adder=make(config_lib.TASK_TABLE, 1.),
+        reward=self.make_imitation_reward())
+
+  def make_imitation_environment(
+      self,
+      environment: dm_env.Environment,
+      demonstrations: Sequence[demo_dataset.Demonstration],
+      seed: Optional[int] = None,
+      curriculum: Optional[bool] = None) -> imitation.ImitationEnvironment:
+    """Algorithm 1's environment: demo start states, goals, early ends."""
+    config = self._config
+    return imitation.ImitationEnvironment(
+        environment,
+        demonstrations,
+        reward=self.make_imitation_reward(),
+        termination=self.make_early_termination(),
+        curriculum=config.demo_curriculum if curriculum is None else curriculum,
+        curriculum_max_step=config.curriculum_max_step,
+        seed=seed)
+
+  def make_learner(
+      self,
+      networks: Tuple[d4pg_agent.D4PGNetworks, d4pg_agent.D4PGNetworks],
+      dataset: Iterator[reverb.ReplaySample],
+      counter: Optional[counting.Counter] = None,
+      logger: Optional[loggers.Logger] = None,
+      checkpoint: bool = False,
+      priority_table: Optional[str] = None,
+      replay_client: Optional[reverb.Client] = None):
+    """A D4PG learner with fresh Adam optimizers at the configured rates.
+
+    Args:
+      networks: (online, target) networks.
+      dataset: batches to learn from.
+      counter: step counter.
+      logger: learner logger.
+      checkpoint: whether Acme checkpoints the learner.
+      priority_table: if given, TD-error priorities of every sampled batch are
+        written back to this table (the imitation learner).
+      replay_client: the client of the server holding `priority_table`.
+    """
+    config = self._config
+    if priority_table is not None:
+      if replay_client is None:
+        raise ValueError('priority_table needs a replay_client.')
+      online, target = networks
+      dataset = learning.PriorityUpdatingIterator(
+          dataset, online, target, replay_client.server_address,
+          priority_table, config.discount)
+    optimizers = dict(
+        policy_optimizer=snt.optimizers.Adam(config.policy_learning_rate),
+        critic_optimizer=snt.optimizers.Adam(config.critic_learning_rate))
+    d4pg_builder = d4pg_agent.D4PGBuilder(
+        dataclasses.replace(config, **optimizers))
+    return d4pg_builder.make_learner(networks, dataset, counter, logger,
+                                     checkpoint)

@@ -1,0 +1,188 @@
+"""The environment side of the imitation actor (Algorithm 1).
+
+`ImitationEnvironment` wraps any environment whose physics state can be set.
+Each episode it samples a demonstration, starts the simulator at the demo's first
+physics state (or, with the demo curriculum, at a random one of its first 300),
+and exposes the demo's next frame as the goal:
+
+    observation_t = {'observation': o_t, 'goal': d_{t+1}}
+
+The reward it returns is the *task* reward; the imitation reward is computed by
+`adders.ImitationRewardAdder`, which writes both. The episode ends at the demo's
+last frame (a truncation, discount 1) or when `rewards.EarlyTermination` says the
+agent drifted off the demo (a termination, discount 0).
+"""
+
+from typing import Callable, Dict, Optional, Sequence
+
+from acme import specs
+from acme.utils import observers
+from acme_metamimic import rewards
+from acme_metamimic.demonstrations import dataset
+import dm_env
+import numpy as np
+
+OBSERVATION = 'observation'
+GOAL = 'goal'
+
+ResetToState = Callable[[dm_env.Environment, np.ndarray], dm_env.TimeStep]
+
+
+def reset_to_state(environment: dm_env.Environment,
+                   state: np.ndarray) -> dm_env.TimeStep:
+  """Starts an episode at `state`: JacoStack and dm_control suite envs."""
+  if hasattr(environment, 'reset_to_state'):
+    return environment.reset_to_state(state)
+  # A dm_control `control.Environment` (suite): reset, then overwrite physics.
+  environment.reset()
+  physics = environment.physics
+  with physics.reset_context():
+    physics.set_state(state)
+  return dm_env.restart(environment.task.get_observation(physics))
+
+
+def get_state(environment: dm_env.Environment) -> np.ndarray:
+  """The exact physics state of a JacoStack or dm_control suite env."""
+  if hasattr(environment, 'get_state'):
+    return environment.get_state()
+  return environment.physics.get_state().copy()
+
+
+def goal_conditioned_observation_spec(observation_spec):
+  """The imitation observation spec: the env's spec twice, under two keys."""
+  return {OBSERVATION: observation_spec, GOAL: observation_spec}
+
+
+class ImitationEnvironment(dm_env.Environment):
+  """Episodes that follow one demonstration each, with goal d_{t+1} attached."""
+
+  def __init__(self,
+               environment: dm_env.Environment,
+               demonstrations: Sequence[dataset.Demonstration],
+               reward: rewards.ImitationReward,
+               termination: rewards.EarlyTermination,
+               curriculum: bool = False,
+               curriculum_max_step: int = 300,
+               seed: Optional[int] = None,
+               state_setter: ResetToState = reset_to_state):
+    """Wraps `environment`.
+
+    Args:
+      environment: the environment to act in; its physics state must be
+        settable through `state_setter`.
+      demonstrations: the demos to sample from (observations and physics states
+        only are read; actions never are).
+      reward: eq. 2, used here only to decide early termination.
+      termination: the early-termination rule.
+      curriculum: start at a random frame among the first `curriculum_max_step`
+        of the sampled demo instead of its first frame.
+      curriculum_max_step: see `curriculum`.
+      seed: seeds the demo and start-frame sampling.
+      state_setter: starts an episode at a given physics state.
+    """
+    if not demonstrations:
+      raise ValueError('ImitationEnvironment needs at least one demonstration.')
+    self._environment = environment
+    self._demonstrations = demonstrations
+    self._reward = reward
+    self._termination = termination
+    self._curriculum = curriculum
+    self._curriculum_max_step = curriculum_max_step
+    self._rng = np.random.default_rng(seed)
+    self._state_setter = state_setter
+    self._demo: Optional[dataset.Demonstration] = None
+    self._t = 0
+    self._metrics: Dict[str, float] = {}
+
+  def reset(self) -> dm_env.TimeStep:
+    demo = self._demonstrations[self._rng.integers(len(self._demonstrations))]
+    start = 0
+    if self._curriculum:
+      start = int(self._rng.integers(min(self._curriculum_max_step,
+                                         len(demo) - 1)))
+    return self.reset_to_demo(demo, start)
+
+  def reset_to_demo(self, demo: dataset.Demonstration,
+                    start: int = 0) -> dm_env.TimeStep:
+    """Starts an episode that follows `demo` from its frame `start`."""
+    self._demo, self._t = demo, start
+    self._metrics = dict(imitation_return=0., task_return=0., steps=0,
+                         early_terminated=0., demo_id=float(demo.episode_id))
+    timestep = self._state_setter(self._environment,
+                                  demo.physics_states[start])
+    return timestep._replace(observation=self._with_goal(timestep.observation))
+
+  def step(self, action) -> dm_env.TimeStep:
+    if self._demo is None:
+      return self.reset()
+    timestep = self._environment.step(action)
+    self._t += 1
+    target = self._demo.frame(self._t)
+    imitation_reward = self._reward(timestep.observation, target)
+    self._metrics['imitation_return'] += imitation_reward
+    self._metrics['task_return'] += float(timestep.reward)
+    self._metrics['steps'] += 1
+    observation = self._with_goal(timestep.observation)
+    if self._termination(timestep.observation, target, imitation_reward):
+      self._metrics['early_terminated'] = 1.
+      self._demo = None
+      return dm_env.termination(timestep.reward, observation)
+    if self._t >= len(self._demo) - 1 or timestep.last():
+      self._demo = None
+      return dm_env.truncation(timestep.reward, observation, timestep.discount)
+    return timestep._replace(observation=observation)
+
+  def _with_goal(self, observation):
+    goal_index = min(self._t + 1, len(self._demo) - 1)
+    return {OBSERVATION: observation, GOAL: self._demo.frame(goal_index)}
+
+  @property
+  def episode_metrics(self) -> Dict[str, float]:
+    """Imitation and task return, length and early termination so far."""
+    return dict(self._metrics)
+
+  def observation_spec(self):
+    return goal_conditioned_observation_spec(
+        self._environment.observation_spec())
+
+  def action_spec(self):
+    return self._environment.action_spec()
+
+  def reward_spec(self):
+    return self._environment.reward_spec()
+
+  def discount_spec(self):
+    return self._environment.discount_spec()
+
+  @property
+  def environment(self) -> dm_env.Environment:
+    return self._environment
+
+  def close(self):
+    self._environment.close()
+
+
+class ImitationMetricsObserver(observers.EnvLoopObserver):
+  """Adds an imitation episode's metrics to Acme's EnvironmentLoop logs."""
+
+  def __init__(self):
+    self._metrics = {}
+
+  def observe_first(self, env: dm_env.Environment,
+                    timestep: dm_env.TimeStep) -> None:
+    self._metrics = {}
+
+  def observe(self, env: dm_env.Environment, timestep: dm_env.TimeStep,
+              action: np.ndarray) -> None:
+    self._metrics = env.episode_metrics
+
+  def get_metrics(self) -> Dict[str, float]:
+    return dict(self._metrics)
+
+
+def imitation_environment_spec(
+    environment_spec: specs.EnvironmentSpec) -> specs.EnvironmentSpec:
+  """The spec the imitation networks and table see for an env's spec."""
+  return environment_spec._replace(
+      observations=goal_conditioned_observation_spec(
+          environment_spec.observations))
