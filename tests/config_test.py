@@ -1,0 +1,51 @@
+"""Tests for the hyperparameter dataclass."""
+
+import pytest
+
+from acme.agents.tf.d4pg import agent as d4pg_agent
+from acme_metamimic import config as config_lib
+
+
+def test_paper_defaults_match_table_1():
+  config = config_lib.paper_config()
+  assert isinstance(config, d4pg_agent.D4PGConfig)
+  assert (config.vmin, config.vmax, config.num_atoms) == (0., 100., 101)
+  assert config.n_step == 5
+  assert config.batch_size == 64
+  assert config.target_update_period == 100
+  assert config.discount == 0.99
+  assert config.max_replay_size == 1_000_000
+  assert config.early_termination_cutoff == 0.5
+  assert (config.beta_image, config.beta_body) == (15., 2.)
+  assert config.num_imitation_actors == config.num_task_actors == 256
+  assert (config.imitation_sampler, config.imitation_remover) == (
+      'prioritized', 'prioritized')
+  assert (config.task_sampler, config.task_remover) == ('uniform', 'fifo')
+  assert config.hand_to_target_threshold == 0.01
+
+
+def test_seed_draws_learning_rates_loguniform_in_range():
+  rates = set()
+  for seed in range(20):
+    config = config_lib.paper_config(seed=seed)
+    for rate in (config.policy_learning_rate, config.critic_learning_rate):
+      assert 5e-5 <= rate <= 2e-4
+      rates.add(rate)
+  assert len(rates) == 40
+  assert config_lib.paper_config(seed=3).policy_learning_rate == (
+      config_lib.paper_config(seed=3).policy_learning_rate)
+
+
+def test_explicit_learning_rate_wins():
+  config = config_lib.paper_config(policy_learning_rate=1e-4)
+  assert config.policy_learning_rate == 1e-4
+
+
+@pytest.mark.parametrize('field,value', [
+    ('early_termination', 'sometimes'),
+    ('imitation_sampler', 'lifo'),
+    ('task_remover', 'random'),
+])
+def test_bad_choices_name_the_field(field, value):
+  with pytest.raises(ValueError, match=f'MetaMimicConfig.{field}'):
+    config_lib.paper_config(**{field: value})
