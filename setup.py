@@ -30,6 +30,10 @@ setuptools.setup(
         'trfl==1.2.0',
         'matplotlib',
         'imageio',
+        # Acme 0.4 imports jax (Reverb adders) and gym (wrappers).
+        'jax==0.4.13',
+        'jaxlib==0.4.13',
+        'gym==0.23.1',
     ],
     extras_require={'test': ['pytest']},
 )

@@ -1,0 +1,1 @@
+"""Demonstrations: scripted demonstrators and demonstration datasets."""

@@ -1,0 +1,207 @@
+"""MetaMimic replay, adder and learners against a real Reverb server."""
+
+import acme
+from acme import specs
+from acme.adders import reverb as reverb_adders
+import numpy as np
+import pytest
+import reverb
+
+from acme_metamimic import agent as agent_lib
+from acme_metamimic import builder as builder_lib
+from acme_metamimic import config as config_lib
+from acme_metamimic import environments
+from acme_metamimic import networks
+from acme_metamimic.demonstrations import dataset
+from acme_metamimic.demonstrations import scripted
+from acme_metamimic.environments import imitation
+
+KEYS = ('body', 'features')
+SMALL = dict(mlp_torso_sizes=(32,), policy_layer_sizes=(32,),
+             critic_layer_sizes=(32,))
+
+
+@pytest.fixture(scope='module')
+def env():
+  return environments.make_environment('features', seed=3)
+
+
+@pytest.fixture(scope='module')
+def demos(env):
+  demonstrator = scripted.ScriptedDemonstrator('A', seed=3)
+  episodes = []
+  for i in range(2):
+    episode = scripted.run_episode(env, demonstrator)
+    episodes.append(dataset.Demonstration(
+        observations={k: np.stack([o[k] for o in episode['observations']])
+                      for k in episode['observations'][0]},
+        physics_states=episode['physics_states'],
+        rewards=episode['rewards'], success=episode['success'],
+        episode_id=i))
+  return episodes
+
+
+def _server(builder, env):
+  server = reverb.Server(
+      builder.make_replay_tables(specs.make_environment_spec(env)), port=None)
+  return server, reverb.Client(f'localhost:{server.port}')
+
+
+def _sample_all(client, table, size):
+  return [s for s in client.sample(table, num_samples=size)]
+
+
+def test_tables_share_one_server_with_specified_selectors(env):
+  builder = builder_lib.MetaMimicBuilder(
+      config_lib.features_config(max_replay_size=1234))
+  server, client = _server(builder, env)
+  info = client.server_info()
+  assert set(info) == {'imitation', 'task'}
+  assert info['imitation'].sampler_options.HasField('prioritized')
+  assert info['imitation'].remover_options.HasField('heap')
+  assert info['task'].sampler_options.uniform
+  assert info['task'].remover_options.fifo
+  assert info['imitation'].max_size == info['task'].max_size == 1234
+  server.stop()
+
+
+def test_adder_writes_imitation_reward_with_goal_and_task_reward_without(
+    env, demos):
+  config = config_lib.features_config(n_step=1, early_termination='none',
+                                      min_replay_size=1)
+  builder = builder_lib.MetaMimicBuilder(config)
+  server, client = _server(builder, env)
+  adder = builder.make_imitation_adder(client)
+  im_env = builder.make_imitation_environment(env, demos, seed=0)
+  reward = builder.make_imitation_reward()
+  rng = np.random.default_rng(0)
+  timestep = im_env.reset()
+  adder.add_first(timestep)
+  expected = []
+  for _ in range(12):
+    goal = timestep.observation['goal']
+    action = rng.uniform(-1, 1, 9).astype(np.float32)
+    timestep = im_env.step(action)
+    adder.add(action, timestep)
+    expected.append((action, reward(timestep.observation['observation'], goal),
+                     timestep.reward, goal))
+  adder.reset()
+  info = client.server_info()
+  assert info['imitation'].current_size == 12
+  assert info['task'].current_size == 12
+  imitation_items = {}
+  for sample in client.sample('imitation', num_samples=200):
+    data = sample[0].data if isinstance(sample, list) else sample.data
+    imitation_items[data.action.tobytes()] = data
+  task_items = {}
+  for sample in client.sample('task', num_samples=200):
+    data = sample[0].data if isinstance(sample, list) else sample.data
+    task_items[data.action.tobytes()] = data
+  assert len(imitation_items) == len(task_items) == 12
+  for action, r_imitate, r_task, goal in expected:
+    item = imitation_items[action.tobytes()]
+    assert item.reward == pytest.approx(r_imitate, rel=1e-6)
+    np.testing.assert_array_equal(item.observation[1]['body']
+                                  if isinstance(item.observation, tuple)
+                                  else item.observation['goal']['body'],
+                                  goal['body'])
+    task_item = task_items[action.tobytes()]
+    assert task_item.reward == pytest.approx(r_task)
+    assert set(task_item.observation) == set(env.observation_spec())
+  server.stop()
+
+
+def test_adder_rejects_non_finite_input_and_writes_nothing(env, demos):
+  builder = builder_lib.MetaMimicBuilder(
+      config_lib.features_config(n_step=1, min_replay_size=1))
+  server, client = _server(builder, env)
+  adder = builder.make_imitation_adder(client)
+  im_env = builder.make_imitation_environment(env, demos, seed=0)
+  timestep = im_env.reset()
+  adder.add_first(timestep)
+  timestep = im_env.step(np.zeros(9, np.float32))
+  bad = timestep.observation['observation']['body'].copy()
+  bad[0] = np.nan
+  observation = dict(timestep.observation)
+  observation['observation'] = dict(observation['observation'], body=bad)
+  with pytest.raises(ValueError, match='NaN or inf'):
+    adder.add(np.zeros(9, np.float32), timestep._replace(
+        observation=observation))
+  with pytest.raises(ValueError, match='NaN or inf'):
+    adder.add(np.full(9, np.inf, np.float32), timestep)
+  info = client.server_info()
+  assert info['imitation'].current_size == info['task'].current_size == 0
+  server.stop()
+
+
+def test_lowest_priority_items_are_removed_first(env, demos):
+  config = config_lib.features_config(n_step=1, max_replay_size=6,
+                                      early_termination='none',
+                                      min_replay_size=1)
+  builder = builder_lib.MetaMimicBuilder(config)
+  server, client = _server(builder, env)
+  adder = builder.make_imitation_adder(client)
+  im_env = builder.make_imitation_environment(env, demos, seed=0)
+  timestep = im_env.reset()
+  adder.add_first(timestep)
+  for _ in range(6):
+    timestep = im_env.step(np.zeros(9, np.float32))
+    adder.add(np.zeros(9, np.float32), timestep)
+  adder.reset()
+  keys = sorted({s[0].info.key if isinstance(s, list) else s.info.key
+                 for s in client.sample('imitation', num_samples=300)})
+  assert len(keys) == 6
+  priorities = dict(zip(keys, [5., 0.5, 4., 0.1, 3., 2.]))
+  client.mutate_priorities('imitation', updates=priorities)
+  timestep = im_env.reset()
+  adder.add_first(timestep)
+  for _ in range(2):
+    timestep = im_env.step(np.zeros(9, np.float32))
+    adder.add(np.zeros(9, np.float32), timestep)
+  adder.reset()
+  remaining = {s[0].info.key if isinstance(s, list) else s.info.key
+               for s in client.sample('imitation', num_samples=300)}
+  assert len(remaining) == 6
+  lowest_two = sorted(priorities, key=priorities.get)[:2]
+  assert not remaining & set(lowest_two)
+  assert set(priorities) - set(lowest_two) <= remaining
+  server.stop()
+
+
+def _make_agent(env, config):
+  spec = specs.make_environment_spec(env)
+  return agent_lib.MetaMimic(
+      spec,
+      networks.make_networks(spec, observation_keys=KEYS,
+                             goal_conditioned=True, **SMALL),
+      networks.make_networks(spec, observation_keys=KEYS, **SMALL),
+      config, logger_factory=lambda label: acme.utils.loggers.NoOpLogger())
+
+
+def test_imitation_learner_updates_priorities_and_task_table_gets_both(
+    env, demos):
+  config = config_lib.features_config(
+      min_replay_size=32, batch_size=16, early_termination='none',
+      samples_per_insert=16.)
+  agent = _make_agent(env, config)
+  im_env = agent.builder.make_imitation_environment(env, demos, seed=1)
+  acme.EnvironmentLoop(im_env, agent, logger=acme.utils.loggers.NoOpLogger()
+                      ).run(num_steps=80)
+  sizes = agent.table_sizes()
+  assert sizes['imitation'] > 0
+  assert sizes['task'] == sizes['imitation']
+  task_env = environments.make_environment('features', seed=9)
+  acme.EnvironmentLoop(task_env, agent.task_actor,
+                       logger=acme.utils.loggers.NoOpLogger()).run(num_steps=20)
+  grown = agent.table_sizes()
+  assert grown['imitation'] == sizes['imitation']
+  assert grown['task'] >= sizes['task'] + 15
+
+  priorities = [s[0].info.priority if isinstance(s, list) else s.info.priority
+                for s in agent.replay_client.sample('imitation',
+                                                    num_samples=200)]
+  assert any(p != config.initial_priority for p in priorities)
+  assert all(np.isfinite(p) and p > 0 for p in priorities)
+  steps = agent.learner.imitation_learner._num_steps.numpy()
+  assert steps > 0
+  assert agent.learner.task_learner._num_steps.numpy() == steps
