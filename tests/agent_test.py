@@ -1,5 +1,7 @@
 """MetaMimic replay, adder and learners against a real Reverb server."""
 
+import dataclasses
+
 import acme
 from acme import specs
 from acme.adders import reverb as reverb_adders
@@ -41,14 +43,26 @@ def demos(env):
   return episodes
 
 
+def _shortened(demo, num_steps):
+  """The first `num_steps` steps of `demo`: its episodes end by themselves."""
+  return dataclasses.replace(
+      demo, observations={k: v[:num_steps + 1]
+                          for k, v in demo.observations.items()},
+      physics_states=demo.physics_states[:num_steps + 1],
+      rewards=demo.rewards[:num_steps])
+
+
 def _server(builder, env):
   server = reverb.Server(
       builder.make_replay_tables(specs.make_environment_spec(env)), port=None)
   return server, reverb.Client(f'localhost:{server.port}')
 
 
-def _sample_all(client, table, size):
-  return [s for s in client.sample(table, num_samples=size)]
+def _samples(client, table, num_samples=300):
+  """Samples items as Acme transitions (structured by the table signature)."""
+  return list(client.sample(table, num_samples=num_samples,
+                            emit_timesteps=False,
+                            unpack_as_table_signature=True))
 
 
 def test_tables_share_one_server_with_specified_selectors(env):
@@ -72,7 +86,8 @@ def test_adder_writes_imitation_reward_with_goal_and_task_reward_without(
   builder = builder_lib.MetaMimicBuilder(config)
   server, client = _server(builder, env)
   adder = builder.make_imitation_adder(client)
-  im_env = builder.make_imitation_environment(env, demos, seed=0)
+  im_env = builder.make_imitation_environment(
+      env, [_shortened(demos[0], 12)], seed=0)
   reward = builder.make_imitation_reward()
   rng = np.random.default_rng(0)
   timestep = im_env.reset()
@@ -85,25 +100,18 @@ def test_adder_writes_imitation_reward_with_goal_and_task_reward_without(
     adder.add(action, timestep)
     expected.append((action, reward(timestep.observation['observation'], goal),
                      timestep.reward, goal))
-  adder.reset()
+  assert timestep.last()
   info = client.server_info()
   assert info['imitation'].current_size == 12
   assert info['task'].current_size == 12
-  imitation_items = {}
-  for sample in client.sample('imitation', num_samples=200):
-    data = sample[0].data if isinstance(sample, list) else sample.data
-    imitation_items[data.action.tobytes()] = data
-  task_items = {}
-  for sample in client.sample('task', num_samples=200):
-    data = sample[0].data if isinstance(sample, list) else sample.data
-    task_items[data.action.tobytes()] = data
+  imitation_items = {s.data.action.tobytes(): s.data
+                     for s in _samples(client, 'imitation')}
+  task_items = {s.data.action.tobytes(): s.data for s in _samples(client, 'task')}
   assert len(imitation_items) == len(task_items) == 12
   for action, r_imitate, r_task, goal in expected:
     item = imitation_items[action.tobytes()]
     assert item.reward == pytest.approx(r_imitate, rel=1e-6)
-    np.testing.assert_array_equal(item.observation[1]['body']
-                                  if isinstance(item.observation, tuple)
-                                  else item.observation['goal']['body'],
+    np.testing.assert_array_equal(item.observation['goal']['body'],
                                   goal['body'])
     task_item = task_items[action.tobytes()]
     assert task_item.reward == pytest.approx(r_task)
@@ -141,26 +149,23 @@ def test_lowest_priority_items_are_removed_first(env, demos):
   builder = builder_lib.MetaMimicBuilder(config)
   server, client = _server(builder, env)
   adder = builder.make_imitation_adder(client)
-  im_env = builder.make_imitation_environment(env, demos, seed=0)
+  im_env = builder.make_imitation_environment(
+      env, [_shortened(demos[0], 6)], seed=0)
   timestep = im_env.reset()
   adder.add_first(timestep)
-  for _ in range(6):
+  while not timestep.last():
     timestep = im_env.step(np.zeros(9, np.float32))
     adder.add(np.zeros(9, np.float32), timestep)
-  adder.reset()
-  keys = sorted({s[0].info.key if isinstance(s, list) else s.info.key
-                 for s in client.sample('imitation', num_samples=300)})
+  keys = sorted({s.info.key for s in _samples(client, 'imitation')})
   assert len(keys) == 6
   priorities = dict(zip(keys, [5., 0.5, 4., 0.1, 3., 2.]))
   client.mutate_priorities('imitation', updates=priorities)
-  timestep = im_env.reset()
+  timestep = im_env.reset_to_demo(_shortened(demos[1], 2))
   adder.add_first(timestep)
-  for _ in range(2):
+  while not timestep.last():
     timestep = im_env.step(np.zeros(9, np.float32))
     adder.add(np.zeros(9, np.float32), timestep)
-  adder.reset()
-  remaining = {s[0].info.key if isinstance(s, list) else s.info.key
-               for s in client.sample('imitation', num_samples=300)}
+  remaining = {s.info.key for s in _samples(client, 'imitation')}
   assert len(remaining) == 6
   lowest_two = sorted(priorities, key=priorities.get)[:2]
   assert not remaining & set(lowest_two)
@@ -197,9 +202,8 @@ def test_imitation_learner_updates_priorities_and_task_table_gets_both(
   assert grown['imitation'] == sizes['imitation']
   assert grown['task'] >= sizes['task'] + 15
 
-  priorities = [s[0].info.priority if isinstance(s, list) else s.info.priority
-                for s in agent.replay_client.sample('imitation',
-                                                    num_samples=200)]
+  priorities = [s.info.priority
+                for s in _samples(agent.replay_client, 'imitation')]
   assert any(p != config.initial_priority for p in priorities)
   assert all(np.isfinite(p) and p > 0 for p in priorities)
   steps = agent.learner.imitation_learner._num_steps.numpy()

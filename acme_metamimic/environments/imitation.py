@@ -126,10 +126,13 @@ class ImitationEnvironment(dm_env.Environment):
     if self._termination(timestep.observation, target, imitation_reward):
       self._metrics['early_terminated'] = 1.
       self._demo = None
-      return dm_env.termination(timestep.reward, observation)
+      return timestep._replace(
+          step_type=dm_env.StepType.LAST, observation=observation,
+          discount=np.zeros_like(timestep.discount))
     if self._t >= len(self._demo) - 1 or timestep.last():
       self._demo = None
-      return dm_env.truncation(timestep.reward, observation, timestep.discount)
+      return timestep._replace(step_type=dm_env.StepType.LAST,
+                               observation=observation)
     return timestep._replace(observation=observation)
 
   def _with_goal(self, observation):

@@ -141,6 +141,10 @@ def make_stack_task(control_timestep: float) -> bricks.Stack:
       control_timestep=control_timestep)
 
 
+# Rewards and discounts are float32, as Acme's learners expect.
+_ONE = np.float32(1.)
+
+
 def _canonical_quat(quat: np.ndarray) -> np.ndarray:
   return quat if quat[0] >= 0 else -quat
 
@@ -245,11 +249,11 @@ class JacoStack(dm_env.Environment):
     self._env.step(self.rescale_action(action))
     self._step_count += 1
     observation = self._observation()
-    reward = self.task_reward()
+    reward = np.float32(self.task_reward())
     if self._step_count >= self._config.episode_length:
       self._reset_next_step = True
-      return dm_env.truncation(reward, observation)
-    return dm_env.transition(reward, observation)
+      return dm_env.truncation(reward, observation, _ONE)
+    return dm_env.transition(reward, observation, _ONE)
 
   def rescale_action(self, action: np.ndarray) -> np.ndarray:
     """Maps a [-1, 1] action to the actuators' control ranges."""
@@ -375,11 +379,11 @@ class JacoStack(dm_env.Environment):
         (9,), np.float32, minimum=-1., maximum=1., name='action')
 
   def reward_spec(self) -> specs.Array:
-    return specs.Array((), np.float64, name='reward')
+    return specs.Array((), np.float32, name='reward')
 
   def discount_spec(self) -> specs.BoundedArray:
     return specs.BoundedArray(
-        (), np.float64, minimum=0., maximum=1., name='discount')
+        (), np.float32, minimum=0., maximum=1., name='discount')
 
   def close(self):
     self._camera = None
