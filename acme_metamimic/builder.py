@@ -1,8 +1,8 @@
 """MetaMimicBuilder: Acme's D4PG builder with an imitation path beside it.
 
-What D4PG already does is inherited: the task table's dataset iterator, the
-task actors' N-step adder and the actors themselves are `D4PGBuilder`'s, with
-`replay_table_name` set to the task table. MetaMimic adds
+What D4PG already does is inherited: the task table's dataset iterator and the
+task actors' N-step adder are `D4PGBuilder`'s, with `replay_table_name` set to
+the task table. MetaMimic adds
 
 - `make_replay_tables`: the `imitation` table (prioritized sampling, removal of
   the lowest priority first) and the `task` table (uniform, FIFO), both on one
@@ -14,17 +14,21 @@ task actors' N-step adder and the actors themselves are `D4PGBuilder`'s, with
   priorities back to Reverb (`learning.PriorityUpdatingIterator`);
 - `make_imitation_environment`: the demo-following environment of Algorithm 1.
 
-Every learner gets its own Adam optimizers at the configured learning rates.
+Every learner gets its own Adam optimizers at the configured learning rates
+(`D4PGBuilder.make_learner` would share the config's optimizer objects).
 """
 
 import dataclasses
 from typing import Iterator, List, Optional, Sequence, Tuple
 
 from acme import adders as acme_adders
+from acme import core
 from acme import datasets
 from acme import specs
 from acme.adders import reverb as reverb_adders
+from acme.agents.tf import actors
 from acme.agents.tf.d4pg import agent as d4pg_agent
+from acme.tf import variable_utils
 from acme.utils import counting
 from acme.utils import loggers
 from acme_metamimic import adders
@@ -153,6 +157,26 @@ class MetaMimicBuilder(d4pg_agent.D4PGBuilder):
         curriculum_max_step=config.curriculum_max_step,
         seed=seed)
 
+  def make_actor(
+      self,
+      policy_network: snt.Module,
+      adder: Optional[acme_adders.Adder] = None,
+      variable_source: Optional[core.VariableSource] = None) -> core.Actor:
+    """Acme's feed-forward actor, refreshing parameters periodically.
+
+    D4PG's builder fixes the period at 1000 steps; here it is
+    `config.variable_update_period`.
+    """
+    variable_client = None
+    if variable_source:
+      variable_client = variable_utils.VariableClient(
+          client=variable_source,
+          variables={'policy': policy_network.variables},
+          update_period=self._config.variable_update_period)
+      # Never act with random parameters after a restart.
+      variable_client.update_and_wait()
+    return actors.FeedForwardActor(policy_network, adder, variable_client)
+
   def make_learner(
       self,
       networks: Tuple[d4pg_agent.D4PGNetworks, d4pg_agent.D4PGNetworks],
@@ -162,7 +186,7 @@ class MetaMimicBuilder(d4pg_agent.D4PGBuilder):
       checkpoint: bool = False,
       priority_table: Optional[str] = None,
       replay_client: Optional[reverb.Client] = None):
-    """A D4PG learner with fresh Adam optimizers at the configured rates.
+    """Acme's D4PG learner with its own Adam optimizers at the config's rates.
 
     Args:
       networks: (online, target) networks.
@@ -175,17 +199,27 @@ class MetaMimicBuilder(d4pg_agent.D4PGBuilder):
       replay_client: the client of the server holding `priority_table`.
     """
     config = self._config
+    online, target = networks
     if priority_table is not None:
       if replay_client is None:
         raise ValueError('priority_table needs a replay_client.')
-      online, target = networks
       dataset = learning.PriorityUpdatingIterator(
           dataset, online, target, replay_client.server_address,
-          priority_table, config.discount)
-    optimizers = dict(
+          priority_table, config.discount,
+          update_period=config.priority_update_period)
+    return learning.D4PGLearner(
+        policy_network=online.policy_network,
+        critic_network=online.critic_network,
+        observation_network=online.observation_network,
+        target_policy_network=target.policy_network,
+        target_critic_network=target.critic_network,
+        target_observation_network=target.observation_network,
         policy_optimizer=snt.optimizers.Adam(config.policy_learning_rate),
-        critic_optimizer=snt.optimizers.Adam(config.critic_learning_rate))
-    d4pg_builder = d4pg_agent.D4PGBuilder(
-        dataclasses.replace(config, **optimizers))
-    return d4pg_builder.make_learner(networks, dataset, counter, logger,
-                                     checkpoint)
+        critic_optimizer=snt.optimizers.Adam(config.critic_learning_rate),
+        clipping=config.clipping,
+        discount=config.discount,
+        target_update_period=config.target_update_period,
+        dataset_iterator=dataset,
+        counter=counter,
+        logger=logger,
+        checkpoint=checkpoint)

@@ -68,11 +68,16 @@ class MetaMimicConfig(d4pg_agent.D4PGConfig):
   feature_distance_scale: float = 100.
   priority_exponent: float = 0.6
   initial_priority: float = 100.
+  # Imitation learner: write TD-error priorities for every k-th batch only
+  # (1: every batch, the paper's behaviour). Each update is an extra forward
+  # pass of all networks; see docs/benchmarks.md for its measured cost.
+  priority_update_period: int = 1
   reward_body_key: str = 'body'
   reward_scene_key: Optional[str] = None
   min_replay_size: int = 1000
   samples_per_insert: Optional[float] = 32.0
   sigma: float = 0.3
+  variable_update_period: int = 1000
   seed: int = 0
   replay_table_name: str = TASK_TABLE
 
@@ -85,6 +90,9 @@ class MetaMimicConfig(d4pg_agent.D4PGConfig):
     _check_choice('task_remover', self.task_remover, REMOVERS)
     if self.vmax <= self.vmin:
       raise ValueError(f'vmax ({self.vmax}) must exceed vmin ({self.vmin}).')
+    if self.priority_update_period < 1:
+      raise ValueError('priority_update_period must be >= 1, got '
+                       f'{self.priority_update_period}.')
     if self.num_imitation_actors < 0 or self.num_task_actors < 0:
       raise ValueError('Actor counts must be non-negative.')
     low, high = self.learning_rate_range

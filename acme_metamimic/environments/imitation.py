@@ -21,6 +21,7 @@ from acme_metamimic import rewards
 from acme_metamimic.demonstrations import dataset
 import dm_env
 import numpy as np
+import tree
 
 OBSERVATION = 'observation'
 GOAL = 'goal'
@@ -38,7 +39,13 @@ def reset_to_state(environment: dm_env.Environment,
   physics = environment.physics
   with physics.reset_context():
     physics.set_state(state)
-  return dm_env.restart(environment.task.get_observation(physics))
+  # The task's raw observation bypasses wrappers (e.g. Acme's
+  # SinglePrecisionWrapper), so cast it to the dtypes the environment declares.
+  observation = tree.map_structure(
+      lambda value, spec: np.asarray(value, dtype=spec.dtype),
+      environment.task.get_observation(physics),
+      environment.observation_spec())
+  return dm_env.restart(observation)
 
 
 def get_state(environment: dm_env.Environment) -> np.ndarray:

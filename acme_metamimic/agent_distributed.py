@@ -1,0 +1,331 @@
+"""DistributedMetaMimic: the paper's actor/learner topology as a Launchpad program.
+
+Node groups (each can be mapped to its own resources by a launcher):
+
+    replay              one Reverb server holding the `imitation` and `task` tables
+                        (checkpointed under <workdir>/replay)
+    counter             shared step counter (checkpointed)
+    coordinator         prints progress; at a learner-step or wall-clock limit
+                        it checkpoints replay and writes <workdir>/summary.json,
+                        the launcher's cue to print it and end the program
+    imitation_learner   D4PG + Reverb priority updates on the imitation table
+    task_learner        D4PG on the task table
+    imitation_actor     N x Algorithm 1 (ImitationEnvironment + ImitationRewardAdder)
+    task_actor          M x Algorithm 3 (plain env + N-step adder on the task table)
+    evaluator           imitation policy on validation demos (style B) and on
+                        training demos (style A); the task policy
+
+Every node body is a method, as in Acme's `DistributedD4PG`; all agent pieces
+come from `MetaMimicBuilder`. Learners and the counter are wrapped in Acme's
+`CheckpointingRunner` with fixed directories under the workdir, so starting the
+program again with the same workdir resumes learner steps, optimizer state,
+counts and replay.
+"""
+
+import copy
+import csv
+import json
+import os
+import time
+from typing import Callable, Dict, Optional, Sequence
+
+import acme
+from acme import specs
+from acme.agents.tf.d4pg import agent as d4pg_agent
+from acme.tf import savers as tf2_savers
+from acme.utils import counting
+from acme.utils import loggers
+from acme.utils.loggers import tf_summary
+import dm_env
+import launchpad as lp
+import reverb
+
+from acme_metamimic import builder as builder_lib
+from acme_metamimic import config as config_lib
+from acme_metamimic.demonstrations import dataset
+from acme_metamimic.environments import imitation
+
+EnvironmentFactory = Callable[[int], dm_env.Environment]
+NetworkFactory = Callable[[specs.EnvironmentSpec, bool],
+                          d4pg_agent.D4PGNetworks]
+DemonstrationsFactory = Callable[[str], Sequence[dataset.Demonstration]]
+
+TRAIN = 'train'
+VALIDATION = 'validation'
+SUMMARY_FILE = 'summary.json'
+EVALUATORS = ('imitation_validation', 'imitation_train', 'task')
+
+
+def make_logger(workdir: str, label: str, steps_key: Optional[str] = None,
+                time_delta: float = 10., to_terminal: bool = False
+                ) -> loggers.Logger:
+  """CSV (<workdir>/logs/<label>/logs.csv) and TensorBoard (<workdir>/tb)."""
+  destinations = [
+      loggers.CSVLogger(workdir, label=label, add_uid=False),
+      tf_summary.TFSummaryLogger(os.path.join(workdir, 'tb', label),
+                                 label=label, steps_key=steps_key),
+  ]
+  if to_terminal:
+    destinations.append(loggers.TerminalLogger(label=label))
+  logger = loggers.Dispatcher(destinations)
+  logger = loggers.NoneFilter(logger)
+  return loggers.TimeFilter(logger, time_delta)
+
+
+def read_csv_log(workdir: str, label: str) -> Sequence[Dict[str, float]]:
+  """Rows of a node's CSV log (empty if the node has not logged yet)."""
+  path = os.path.join(workdir, 'logs', label, 'logs.csv')
+  if not os.path.exists(path):
+    return []
+  with open(path) as f:
+    rows = []
+    for row in csv.DictReader(f):
+      rows.append({k: float(v) for k, v in row.items() if _is_number(v)})
+    return rows
+
+
+def _is_number(value: str) -> bool:
+  try:
+    float(value)
+    return True
+  except (TypeError, ValueError):
+    return False
+
+
+class DistributedMetaMimic:
+  """Program definition for MetaMimic (imitation + task, shared replay)."""
+
+  def __init__(
+      self,
+      environment_factory: EnvironmentFactory,
+      network_factory: NetworkFactory,
+      demonstrations_factory: DemonstrationsFactory,
+      config: config_lib.MetaMimicConfig,
+      workdir: str,
+      max_learner_steps: Optional[int] = None,
+      max_seconds: Optional[float] = None,
+      environment_spec: Optional[specs.EnvironmentSpec] = None,
+      log_every: float = 5.,
+      checkpoint_minutes: int = 1,
+  ):
+    """Creates the program definition.
+
+    Args:
+      environment_factory: seed -> plain task environment (state settable).
+      network_factory: (spec, goal_conditioned) -> D4PG networks; the spec is
+        the imitation spec when goal_conditioned.
+      demonstrations_factory: 'train' | 'validation' -> demonstrations.
+      config: hyperparameters; its actor counts size the actor groups.
+      workdir: where logs, checkpoints, replay checkpoints and the summary go.
+      max_learner_steps: the coordinator ends the run once the imitation
+        learner has taken this many steps in total (across resumes).
+      max_seconds: the coordinator ends the run after this much wall time.
+      environment_spec: spec of the task environment (made if not given).
+      log_every: seconds between log writes per node.
+      checkpoint_minutes: period of learner, counter and replay checkpoints.
+    """
+    if config.num_imitation_actors + config.num_task_actors < 1:
+      raise ValueError('The program needs at least one actor.')
+    self._environment_factory = environment_factory
+    self._network_factory = network_factory
+    self._demonstrations_factory = demonstrations_factory
+    self._config = config
+    self._workdir = os.path.abspath(os.path.expanduser(workdir))
+    self._max_learner_steps = max_learner_steps
+    self._max_seconds = max_seconds
+    self._log_every = log_every
+    self._checkpoint_minutes = checkpoint_minutes
+    self._builder = builder_lib.MetaMimicBuilder(config)
+    self._environment_spec = environment_spec or specs.make_environment_spec(
+        environment_factory(0))
+    self._imitation_spec = imitation.imitation_environment_spec(
+        self._environment_spec)
+
+  # Nodes.
+
+  def replay(self) -> Sequence[reverb.Table]:
+    """The Reverb tables (both live on this node's server)."""
+    return self._builder.make_replay_tables(self._environment_spec)
+
+  def _replay_checkpointer(self) -> reverb.checkpointers.DefaultCheckpointer:
+    return reverb.checkpointers.DefaultCheckpointer(
+        os.path.join(self._workdir, 'replay'))
+
+  def counter(self):
+    return tf2_savers.CheckpointingRunner(
+        counting.Counter(), key='counter', subdirectory='counter',
+        directory=self._workdir, add_uid=False,
+        time_delta_minutes=self._checkpoint_minutes)
+
+  def _learner(self, label: str, goal_conditioned: bool,
+               replay: reverb.Client, counter: counting.Counter):
+    spec = self._imitation_spec if goal_conditioned else self._environment_spec
+    online = self._network_factory(self._environment_spec, goal_conditioned)
+    target = copy.deepcopy(online)
+    online.init(spec)
+    target.init(spec)
+    if goal_conditioned:
+      iterator = self._builder.make_imitation_dataset_iterator(replay)
+    else:
+      iterator = self._builder.make_dataset_iterator(replay)
+    learner = self._builder.make_learner(
+        (online, target), iterator,
+        counter=counting.Counter(counter, label),
+        logger=make_logger(self._workdir, label, f'{label}_steps',
+                           self._log_every),
+        priority_table=(config_lib.IMITATION_TABLE if goal_conditioned
+                        else None),
+        replay_client=replay)
+    return tf2_savers.CheckpointingRunner(
+        learner, key='learner', subdirectory=label,
+        directory=self._workdir, add_uid=False,
+        time_delta_minutes=self._checkpoint_minutes)
+
+  def imitation_learner(self, replay: reverb.Client,
+                        counter: counting.Counter):
+    """The imitation learner (Algorithm 2), with priority updates."""
+    return self._learner('imitation_learner', True, replay, counter)
+
+  def task_learner(self, replay: reverb.Client, counter: counting.Counter):
+    """The task learner (Algorithm 4)."""
+    return self._learner('task_learner', False, replay, counter)
+
+  def _loop(self, label: str, environment: dm_env.Environment,
+            actor: acme.Actor, counter: counting.Counter,
+            goal_conditioned: bool, to_terminal: bool = False):
+    observers = [imitation.ImitationMetricsObserver()] if goal_conditioned else ()
+    return acme.EnvironmentLoop(
+        environment, actor, counting.Counter(counter, label),
+        make_logger(self._workdir, label, f'{label}_steps', self._log_every,
+                    to_terminal),
+        observers=observers)
+
+  def _policy(self, goal_conditioned: bool, sigma: float):
+    spec = self._imitation_spec if goal_conditioned else self._environment_spec
+    networks = self._network_factory(self._environment_spec, goal_conditioned)
+    networks.init(spec)
+    return networks.make_policy(spec, sigma)
+
+  def imitation_actor(self, replay: reverb.Client,
+                      variable_source: acme.VariableSource,
+                      counter: counting.Counter, actor_id: int):
+    """An imitation actor (Algorithm 1) writing to both tables."""
+    environment = self._builder.make_imitation_environment(
+        self._environment_factory(1000 + actor_id),
+        self._demonstrations_factory(TRAIN), seed=actor_id)
+    actor = self._builder.make_actor(
+        self._policy(True, self._config.sigma),
+        adder=self._builder.make_imitation_adder(replay),
+        variable_source=variable_source)
+    return self._loop('imitation_actor', environment, actor, counter, True)
+
+  def task_actor(self, replay: reverb.Client,
+                 variable_source: acme.VariableSource,
+                 counter: counting.Counter, actor_id: int):
+    """A task actor (Algorithm 3) writing to the task table."""
+    actor = self._builder.make_actor(
+        self._policy(False, self._config.sigma),
+        adder=self._builder.make_adder(replay),
+        variable_source=variable_source)
+    return self._loop('task_actor', self._environment_factory(2000 + actor_id),
+                      actor, counter, False)
+
+  def evaluator(self, variable_source: acme.VariableSource,
+                counter: counting.Counter, kind: str):
+    """Greedy evaluation: 'imitation_validation', 'imitation_train', 'task'."""
+    goal_conditioned = kind != 'task'
+    environment = self._environment_factory(3000 + EVALUATORS.index(kind))
+    if goal_conditioned:
+      split = VALIDATION if kind == 'imitation_validation' else TRAIN
+      environment = self._builder.make_imitation_environment(
+          environment, self._demonstrations_factory(split), seed=0,
+          curriculum=False)
+    actor = self._builder.make_actor(
+        self._policy(goal_conditioned, 0.), variable_source=variable_source)
+    return self._loop(f'evaluator_{kind}', environment, actor, counter,
+                      goal_conditioned)
+
+  def coordinator(self, counter: counting.Counter, replay: reverb.Client):
+    return Coordinator(counter, replay, self._workdir,
+                       self._max_learner_steps, self._max_seconds)
+
+  def build(self, name: str = 'metamimic') -> lp.Program:
+    """Builds the Launchpad program."""
+    program = lp.Program(name=name)
+    with program.group('replay'):
+      replay = program.add_node(lp.ReverbNode(
+          self.replay, checkpoint_ctor=self._replay_checkpointer,
+          checkpoint_time_delta_minutes=self._checkpoint_minutes))
+    with program.group('counter'):
+      counter = program.add_node(lp.CourierNode(self.counter))
+    with program.group('coordinator'):
+      program.add_node(lp.CourierNode(self.coordinator, counter, replay))
+    with program.group('imitation_learner'):
+      imitation_learner = program.add_node(
+          lp.CourierNode(self.imitation_learner, replay, counter))
+    with program.group('task_learner'):
+      task_learner = program.add_node(
+          lp.CourierNode(self.task_learner, replay, counter))
+    with program.group('imitation_actor'):
+      for actor_id in range(self._config.num_imitation_actors):
+        program.add_node(lp.CourierNode(
+            self.imitation_actor, replay, imitation_learner, counter,
+            actor_id))
+    with program.group('task_actor'):
+      for actor_id in range(self._config.num_task_actors):
+        program.add_node(lp.CourierNode(
+            self.task_actor, replay, task_learner, counter, actor_id))
+    with program.group('evaluator'):
+      for kind in EVALUATORS:
+        source = task_learner if kind == 'task' else imitation_learner
+        program.add_node(lp.CourierNode(self.evaluator, source, counter, kind))
+    return program
+
+
+class Coordinator:
+  """Prints progress; writes the summary at the step or time limit."""
+
+  def __init__(self, counter: counting.Counter, replay: reverb.Client,
+               workdir: str, max_learner_steps: Optional[int],
+               max_seconds: Optional[float], poll_seconds: float = 5.):
+    self._counter = counter
+    self._replay = replay
+    self._workdir = workdir
+    self._max_learner_steps = max_learner_steps
+    self._max_seconds = max_seconds
+    self._poll_seconds = poll_seconds
+
+  def _done(self, counts: Dict[str, float], elapsed: float) -> bool:
+    steps = counts.get('imitation_learner_steps', 0)
+    return ((self._max_learner_steps is not None and
+             steps >= self._max_learner_steps) or
+            (self._max_seconds is not None and elapsed >= self._max_seconds))
+
+  def run(self):
+    start = time.time()
+    while True:
+      counts = self._counter.get_counts()
+      elapsed = time.time() - start
+      print(f'[metamimic] {elapsed:6.0f}s  imitation learner steps '
+            f'{counts.get("imitation_learner_steps", 0):.0f}  task learner '
+            f'steps {counts.get("task_learner_steps", 0):.0f}  imitation '
+            f'actor steps {counts.get("imitation_actor_steps", 0):.0f}  task '
+            f'actor steps {counts.get("task_actor_steps", 0):.0f}',
+            flush=True)
+      if self._done(counts, elapsed):
+        break
+      time.sleep(self._poll_seconds)
+    self._replay.checkpoint()
+    summary = dict(counts=counts, elapsed_seconds=elapsed,
+                   workdir=self._workdir,
+                   table_sizes={name: info.current_size for name, info in
+                                self._replay.server_info().items()})
+    for kind in EVALUATORS:
+      rows = read_csv_log(self._workdir, f'evaluator_{kind}')
+      if rows:
+        summary[f'evaluator_{kind}'] = dict(first=rows[0], last=rows[-1],
+                                            episodes=len(rows))
+    path = os.path.join(self._workdir, SUMMARY_FILE)
+    with open(path + '.tmp', 'w') as f:
+      json.dump(summary, f, indent=2, sort_keys=True)
+    os.replace(path + '.tmp', path)

@@ -1,0 +1,207 @@
+"""Runs distributed MetaMimic as a Launchpad program on this machine.
+
+    python launch/run_local.py --workdir=workdir/metamimic
+
+On the embedded default (features preset, 2 imitation actors, 1 task actor)
+it makes the demonstration sets if they are missing, trains for --max_seconds
+(or --max_learner_steps), prints progress, and ends with a summary. Logs go to
+<workdir>/logs (CSV) and <workdir>/tb (`tensorboard --logdir <workdir>/tb`).
+Running it again with the same --workdir resumes from the checkpoints.
+"""
+
+import functools
+import json
+import os
+import signal
+import sys
+import time
+
+from absl import app
+from absl import flags
+from absl import logging
+import launchpad as lp
+import psutil
+from launchpad.nodes.python import local_multi_processing
+
+from acme_metamimic import agent_distributed
+from acme_metamimic import config as config_lib
+from acme_metamimic import presets
+from acme_metamimic.demonstrations import dataset
+from acme_metamimic.demonstrations import recording
+
+_PRESET = flags.DEFINE_string('preset', 'features',
+                              f'One of {sorted(presets.PRESETS)}.')
+_WORKDIR = flags.DEFINE_string('workdir', 'workdir/metamimic',
+                               'Logs, checkpoints and the summary go here.')
+_DEMOS = flags.DEFINE_string('demos', 'data/demos_train_features',
+                             'Training demo set (style A).')
+_VALIDATION_DEMOS = flags.DEFINE_string(
+    'validation_demos', 'data/demos_validation_features',
+    'Held-out demo set (style B).')
+_MAKE_DEMOS = flags.DEFINE_bool('make_demos', True,
+                                'Record missing demo sets first.')
+_NUM_DEMOS = flags.DEFINE_integer('num_demos', 20,
+                                  'Training demos to record if missing.')
+_NUM_VALIDATION_DEMOS = flags.DEFINE_integer(
+    'num_validation_demos', 10, 'Validation demos to record if missing.')
+_NUM_IMITATION_ACTORS = flags.DEFINE_integer('num_imitation_actors', 2,
+                                             'Imitation actors.')
+_NUM_TASK_ACTORS = flags.DEFINE_integer('num_task_actors', 1, 'Task actors.')
+_MAX_LEARNER_STEPS = flags.DEFINE_integer(
+    'max_learner_steps', None, 'Stop at this many imitation learner steps '
+    '(counted across resumes).')
+_MAX_SECONDS = flags.DEFINE_float('max_seconds', 240.,
+                                  'Stop after this many seconds of training.')
+_SEED = flags.DEFINE_integer('seed', 0, 'Seed (also draws learning rates).')
+_CURRICULUM = flags.DEFINE_bool('demo_curriculum', False,
+                                'Start imitation episodes within demos.')
+_LAUNCH_TYPE = flags.DEFINE_string('launch_type', 'local_mp',
+                                   'Launchpad launch type.')
+_CHECKPOINT_MINUTES = flags.DEFINE_integer(
+    'checkpoint_minutes', 1, 'Minutes between checkpoints of learners, '
+    'counter and replay.')
+
+_NODE_ENV = {'TF_CPP_MIN_LOG_LEVEL': '2', 'CUDA_VISIBLE_DEVICES': '',
+             'MUJOCO_GL': os.environ.get('MUJOCO_GL', 'egl')}
+
+
+def check_flags():
+  """Fails fast, naming the flag, on values the program cannot run with."""
+  presets.get(_PRESET.value)
+  if _NUM_IMITATION_ACTORS.value < 0 or _NUM_TASK_ACTORS.value < 0:
+    raise app.UsageError('Actor counts must be non-negative.')
+  if _NUM_IMITATION_ACTORS.value + _NUM_TASK_ACTORS.value == 0:
+    raise app.UsageError('--num_imitation_actors and --num_task_actors are '
+                         'both 0: the program needs at least one actor.')
+  if _MAX_LEARNER_STEPS.value is None and not _MAX_SECONDS.value:
+    raise app.UsageError('Give --max_learner_steps or --max_seconds.')
+  for flag in (_DEMOS, _VALIDATION_DEMOS):
+    if not os.path.isdir(flag.value) and not _MAKE_DEMOS.value:
+      raise app.UsageError(f'--{flag.name}={flag.value} does not exist (pass '
+                           '--make_demos to record it).')
+
+
+def ensure_demos():
+  """Records the demo sets that are missing; validates all of them."""
+  for path, style, count, seed in (
+      (_DEMOS.value, 'A', _NUM_DEMOS.value, _SEED.value),
+      (_VALIDATION_DEMOS.value, 'B', _NUM_VALIDATION_DEMOS.value,
+       _SEED.value + 10_000)):
+    if not os.path.isdir(path):
+      print(f'[metamimic] recording {count} style-{style} demos -> {path}',
+            flush=True)
+      recording.record_demonstrations(style, count, _PRESET.value, seed, path)
+    try:
+      presets.load_demonstrations(_PRESET.value, path, max_episodes=1)
+    except dataset.DemonstrationError as e:
+      raise app.UsageError(str(e)) from e
+
+
+def main(argv):
+  del argv
+  check_flags()
+  ensure_demos()
+  config = config_lib.features_config(
+      num_imitation_actors=_NUM_IMITATION_ACTORS.value,
+      num_task_actors=_NUM_TASK_ACTORS.value, seed=_SEED.value,
+      demo_curriculum=_CURRICULUM.value, variable_update_period=100)
+  workdir = os.path.abspath(_WORKDIR.value)
+  os.makedirs(workdir, exist_ok=True)
+  summary_path = os.path.join(workdir, agent_distributed.SUMMARY_FILE)
+  if os.path.exists(summary_path):
+    os.remove(summary_path)
+  demo_paths = {agent_distributed.TRAIN: os.path.abspath(_DEMOS.value),
+                agent_distributed.VALIDATION: os.path.abspath(
+                    _VALIDATION_DEMOS.value)}
+  program = agent_distributed.DistributedMetaMimic(
+      environment_factory=functools.partial(presets.make_environment,
+                                            _PRESET.value),
+      network_factory=functools.partial(presets.make_networks, _PRESET.value,
+                                        config),
+      demonstrations_factory=functools.partial(
+          presets.load_demonstration_split, _PRESET.value, demo_paths),
+      config=config,
+      workdir=workdir,
+      max_learner_steps=_MAX_LEARNER_STEPS.value,
+      max_seconds=_MAX_SECONDS.value,
+      checkpoint_minutes=_CHECKPOINT_MINUTES.value).build()
+  resources = {group: local_multi_processing.PythonProcess(
+                   env=dict(_NODE_ENV))
+               for group in program.groups}
+  start = time.time()
+  lp.launch(program, launch_type=_LAUNCH_TYPE.value,
+            terminal='current_terminal', local_resources=resources)
+  wait_for(summary_path)
+  stop_nodes()
+  if not os.path.exists(summary_path):
+    logging.error('The program ended without a summary; see the node output '
+                  'above and the logs under %s.', workdir)
+    sys.exit(1)
+  with open(summary_path) as f:
+    summary = json.load(f)
+  print_summary(summary, time.time() - start)
+
+
+def _node_processes():
+  return [p for p in psutil.Process().children(recursive=True)
+          if 'process_entry.py' in ' '.join(p.cmdline())]
+
+
+def wait_for(summary_path: str, poll_seconds: float = 1.):
+  """Waits until the coordinator wrote the summary or every node ended."""
+  while not os.path.exists(summary_path):
+    time.sleep(poll_seconds)
+    if not _node_processes():
+      return
+
+
+def stop_nodes(grace_seconds: float = 60.):
+  """Ends the program: SIGTERM (nodes checkpoint), then SIGKILL stragglers.
+
+  Launchpad's own stop path kills the launcher too (exit 137); ending the
+  nodes here lets the launcher print the summary and exit 0.
+  """
+  nodes = _node_processes()
+  for process in nodes:
+    try:
+      process.send_signal(signal.SIGTERM)
+    except psutil.NoSuchProcess:
+      pass
+  _, alive = psutil.wait_procs(nodes, timeout=grace_seconds)
+  for process in alive:
+    logging.warning('Node %s did not stop in %.0fs; killing it.',
+                    process.pid, grace_seconds)
+    process.kill()
+
+
+def print_summary(summary, wall_seconds: float):
+  counts = summary['counts']
+  lines = ['', '=== MetaMimic summary ===',
+           f'wall time             {wall_seconds:.0f} s',
+           f'imitation learner     {counts.get("imitation_learner_steps", 0):.0f}'
+           ' steps',
+           f'task learner          {counts.get("task_learner_steps", 0):.0f} steps',
+           f'imitation actors      {counts.get("imitation_actor_steps", 0):.0f}'
+           ' env steps',
+           f'task actors           {counts.get("task_actor_steps", 0):.0f} env steps',
+           f'replay items          {summary["table_sizes"]}']
+  for kind, what in (('imitation_validation', 'imitation return, held-out demos'),
+                     ('imitation_train', 'imitation return, training demos')):
+    log = summary.get(f'evaluator_{kind}')
+    if log:
+      lines.append(f'{what:34s} start {log["first"].get("imitation_return", 0):.1f}'
+                   f'  end {log["last"].get("imitation_return", 0):.1f}'
+                   f'  ({log["episodes"]} logged episodes)')
+  log = summary.get('evaluator_task')
+  if log:
+    lines.append(f'{"task return, task policy":34s} start '
+                 f'{log["first"].get("episode_return", 0):.2f}  end '
+                 f'{log["last"].get("episode_return", 0):.2f}')
+  lines += [f'logs (CSV)            {summary["workdir"]}/logs',
+            f'TensorBoard           tensorboard --logdir {summary["workdir"]}/tb',
+            f'summary               {summary["workdir"]}/summary.json']
+  print('\n'.join(lines), flush=True)
+
+
+if __name__ == '__main__':
+  app.run(main)
