@@ -61,7 +61,8 @@ def make_logger(workdir: str, label: str, steps_key: Optional[str] = None,
                 ) -> loggers.Logger:
   """CSV (<workdir>/logs/<label>/logs.csv) and TensorBoard (<workdir>/tb)."""
   destinations = [
-      loggers.CSVLogger(workdir, label=label, add_uid=False),
+      # Rows are few (one per `time_delta`): flush each so readers see them.
+      loggers.CSVLogger(workdir, label=label, add_uid=False, flush_every=1),
       tf_summary.TFSummaryLogger(os.path.join(workdir, 'tb', label),
                                  label=label, steps_key=steps_key),
   ]

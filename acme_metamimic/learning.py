@@ -19,6 +19,7 @@ from typing import Iterator, Mapping
 from acme import types
 from acme.agents.tf.d4pg import agent as d4pg_agent
 from acme.agents.tf.d4pg import learning as d4pg_learning
+from acme.tf import savers as tf2_savers
 import reverb
 import tensorflow as tf
 import tree
@@ -97,14 +98,14 @@ class PriorityUpdatingIterator:
     return tree.map_structure(tf.stop_gradient, tf.abs(target - q_tm1))
 
 
-class D4PGLearner(d4pg_learning.D4PGLearner):
+class D4PGLearner(d4pg_learning.D4PGLearner, tf2_savers.TFSaveable):
   """Acme's D4PG learner exposing its TF state for `CheckpointingRunner`."""
 
   @property
   def state(self) -> Mapping[str, object]:
     """Networks, optimizers, step count and counter: all a resume needs."""
     return {
-        'counter': self._counter,
+        'counter': tf2_savers.SaveableAdapter(self._counter),
         'policy': self._policy_network,
         'critic': self._critic_network,
         'observation': self._observation_network,

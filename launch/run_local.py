@@ -155,7 +155,7 @@ def wait_for(summary_path: str, poll_seconds: float = 1.):
       return
 
 
-def stop_nodes(grace_seconds: float = 60.):
+def stop_nodes(grace_seconds: float = 20.):
   """Ends the program: SIGTERM (nodes checkpoint), then SIGKILL stragglers.
 
   Launchpad's own stop path kills the launcher too (exit 137); ending the

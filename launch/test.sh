@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Sets up (if needed) and runs the test suite. Extra arguments go to pytest.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+bash "$ROOT/launch/setup.sh"
+cd "$ROOT"
+export MUJOCO_GL="${MUJOCO_GL:-egl}" TF_CPP_MIN_LOG_LEVEL="${TF_CPP_MIN_LOG_LEVEL:-2}"
+exec .venv/bin/python -m pytest -q -p no:cacheprovider "$@" tests
