@@ -296,6 +296,10 @@ class Coordinator:
     self._max_seconds = max_seconds
     self._poll_seconds = poll_seconds
 
+  def _table_sizes(self) -> Dict[str, int]:
+    return {name: info.current_size
+            for name, info in self._replay.server_info().items()}
+
   def _done(self, counts: Dict[str, float], elapsed: float) -> bool:
     steps = counts.get('imitation_learner_steps', 0)
     return ((self._max_learner_steps is not None and
@@ -307,20 +311,20 @@ class Coordinator:
     while True:
       counts = self._counter.get_counts()
       elapsed = time.time() - start
+      sizes = self._table_sizes()
       print(f'[metamimic] {elapsed:6.0f}s  imitation learner steps '
             f'{counts.get("imitation_learner_steps", 0):.0f}  task learner '
             f'steps {counts.get("task_learner_steps", 0):.0f}  imitation '
             f'actor steps {counts.get("imitation_actor_steps", 0):.0f}  task '
-            f'actor steps {counts.get("task_actor_steps", 0):.0f}',
+            f'actor steps {counts.get("task_actor_steps", 0):.0f}  replay '
+            f'imitation {sizes.get("imitation", 0)} task {sizes.get("task", 0)}',
             flush=True)
       if self._done(counts, elapsed):
         break
       time.sleep(self._poll_seconds)
     self._replay.checkpoint()
     summary = dict(counts=counts, elapsed_seconds=elapsed,
-                   workdir=self._workdir,
-                   table_sizes={name: info.current_size for name, info in
-                                self._replay.server_info().items()})
+                   workdir=self._workdir, table_sizes=self._table_sizes())
     for kind in EVALUATORS:
       rows = read_csv_log(self._workdir, f'evaluator_{kind}')
       if rows:

@@ -97,23 +97,22 @@ def ensure_demos():
       raise app.UsageError(str(e)) from e
 
 
-def main(argv):
-  del argv
-  check_flags()
-  ensure_demos()
+def make_agent(workdir: str, num_imitation_actors: int, num_task_actors: int,
+               demo_paths=None) -> agent_distributed.DistributedMetaMimic:
+  """The program definition the flags describe (shared by run_hosts/run_xm).
+
+  `demo_paths` ('train'/'validation' -> path) defaults to the absolute
+  --demos/--validation_demos paths.
+  """
   config = config_lib.features_config(
-      num_imitation_actors=_NUM_IMITATION_ACTORS.value,
-      num_task_actors=_NUM_TASK_ACTORS.value, seed=_SEED.value,
+      num_imitation_actors=num_imitation_actors,
+      num_task_actors=num_task_actors, seed=_SEED.value,
       demo_curriculum=_CURRICULUM.value, variable_update_period=100)
-  workdir = os.path.abspath(_WORKDIR.value)
-  os.makedirs(workdir, exist_ok=True)
-  summary_path = os.path.join(workdir, agent_distributed.SUMMARY_FILE)
-  if os.path.exists(summary_path):
-    os.remove(summary_path)
-  demo_paths = {agent_distributed.TRAIN: os.path.abspath(_DEMOS.value),
-                agent_distributed.VALIDATION: os.path.abspath(
-                    _VALIDATION_DEMOS.value)}
-  program = agent_distributed.DistributedMetaMimic(
+  if demo_paths is None:
+    demo_paths = {agent_distributed.TRAIN: os.path.abspath(_DEMOS.value),
+                  agent_distributed.VALIDATION: os.path.abspath(
+                      _VALIDATION_DEMOS.value)}
+  return agent_distributed.DistributedMetaMimic(
       environment_factory=functools.partial(presets.make_environment,
                                             _PRESET.value),
       network_factory=functools.partial(presets.make_networks, _PRESET.value,
@@ -124,7 +123,20 @@ def main(argv):
       workdir=workdir,
       max_learner_steps=_MAX_LEARNER_STEPS.value,
       max_seconds=_MAX_SECONDS.value,
-      checkpoint_minutes=_CHECKPOINT_MINUTES.value).build()
+      checkpoint_minutes=_CHECKPOINT_MINUTES.value)
+
+
+def main(argv):
+  del argv
+  check_flags()
+  ensure_demos()
+  workdir = os.path.abspath(_WORKDIR.value)
+  os.makedirs(workdir, exist_ok=True)
+  summary_path = os.path.join(workdir, agent_distributed.SUMMARY_FILE)
+  if os.path.exists(summary_path):
+    os.remove(summary_path)
+  program = make_agent(workdir, _NUM_IMITATION_ACTORS.value,
+                       _NUM_TASK_ACTORS.value).build()
   resources = {group: local_multi_processing.PythonProcess(
                    env=dict(_NODE_ENV))
                for group in program.groups}

@@ -1,0 +1,154 @@
+"""Evaluates MetaMimic policies: one-shot imitation and task policy vs demos.
+
+    python launch/evaluate.py --workdir=workdir/metamimic \
+        --demos=data/demos_train_features \
+        --validation_demos=data/demos_validation_features \
+        --num_episodes=10 --output=workdir/metamimic/evaluation.json
+
+Policies come from the learner checkpoints of `launch/run_local.py`
+(<workdir>/checkpoints/{imitation_learner,task_learner}); without --workdir, or
+with --untrained, freshly initialised (untrained) networks are evaluated,
+which gives the chance level of every metric.
+
+Per split (held-out = --validation_demos, train = --demos) and per demo: start
+at the demo's first physics state and follow it once with the greedy imitation
+policy (early termination --early_termination, default 'none': the whole demo
+is followed). Then the greedy task policy runs from the same start for the
+environment's episode length. Prints a Markdown table and writes all metrics
+(and per-episode numbers) as JSON to --output.
+"""
+
+import json
+import os
+import time
+
+from absl import app
+from absl import flags
+from absl import logging
+from acme import specs
+import numpy as np
+
+from acme_metamimic import builder as builder_lib
+from acme_metamimic import config as config_lib
+from acme_metamimic import evaluation
+from acme_metamimic import presets
+
+_WORKDIR = flags.DEFINE_string(
+    'workdir', None, 'run_local workdir with learner checkpoints; omit to '
+    'evaluate untrained networks.')
+_UNTRAINED = flags.DEFINE_bool('untrained', False,
+                               'Ignore checkpoints: evaluate fresh networks.')
+_DEMOS = flags.DEFINE_string('demos', 'data/demos_train_features',
+                             'Training demo set (style A).')
+_VALIDATION_DEMOS = flags.DEFINE_string('validation_demos',
+                                        'data/demos_validation_features',
+                                        'Held-out demo set (style B).')
+_PRESET = flags.DEFINE_string('preset', 'features',
+                              f'One of {sorted(presets.PRESETS)}.')
+_NUM_EPISODES = flags.DEFINE_integer(
+    'num_episodes', 10, 'Demos per split (the first N of each set).')
+_EARLY_TERMINATION = flags.DEFINE_enum(
+    'early_termination', 'none', list(config_lib.EARLY_TERMINATION_MODES),
+    'Early termination while following a demo during evaluation.')
+_TASK_MAX_STEPS = flags.DEFINE_integer(
+    'task_max_steps', None, 'Cap on task policy steps (default: the '
+    "environment's episode length).")
+_SEED = flags.DEFINE_integer('seed', 0, 'Seed of network initialisation.')
+_OUTPUT = flags.DEFINE_string('output', None, 'JSON file for the metrics.')
+
+
+def main(argv):
+  del argv
+  logging.set_verbosity(logging.ERROR)
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  tf.random.set_seed(_SEED.value)
+  start = time.time()
+  preset = _PRESET.value
+  config = config_lib.features_config(
+      seed=_SEED.value, early_termination=_EARLY_TERMINATION.value)
+  builder = builder_lib.MetaMimicBuilder(config)
+  environment = presets.make_environment(preset, seed=_SEED.value)
+  environment_spec = specs.make_environment_spec(environment)
+  imitation_networks, task_networks = evaluation.build_networks(
+      preset, config, environment_spec)
+
+  source = dict(kind='untrained', learner_steps={})
+  if _WORKDIR.value and not _UNTRAINED.value:
+    workdir = os.path.abspath(_WORKDIR.value)
+    steps = {}
+    for label, networks in ((evaluation.IMITATION_LEARNER, imitation_networks),
+                            (evaluation.TASK_LEARNER, task_networks)):
+      try:
+        steps[label] = evaluation.restore_policy_networks(networks, workdir,
+                                                          label)
+      except FileNotFoundError as e:
+        # Baselines without imitation (D4PG, D4PGfD) have no imitation learner.
+        print(f'[evaluate] skipping {label}: {e}', flush=True)
+    if not steps:
+      raise app.UsageError(f'No learner checkpoints under {workdir}/checkpoints.')
+    source = dict(kind='checkpoint', workdir=workdir, learner_steps=steps)
+  print(f'[evaluate] policies: {source}', flush=True)
+
+  imitation_spec = builder_lib.imitation.imitation_environment_spec(
+      environment_spec)
+  imitation_policy = evaluation.make_greedy_policy(imitation_networks,
+                                                   imitation_spec)
+  task_policy = evaluation.make_greedy_policy(task_networks, environment_spec)
+
+  evaluate_imitation = source['kind'] == 'untrained' or (
+      evaluation.IMITATION_LEARNER in source['learner_steps'])
+  evaluate_task = source['kind'] == 'untrained' or (
+      evaluation.TASK_LEARNER in source['learner_steps'])
+  results = dict(source=source, preset=preset,
+                 early_termination=_EARLY_TERMINATION.value, metrics={},
+                 episodes={})
+  split_metrics = {}
+  for split, path in (('validation', _VALIDATION_DEMOS.value),
+                      ('train', _DEMOS.value)):
+    demos = presets.load_demonstrations(preset, path,
+                                        max_episodes=_NUM_EPISODES.value)
+    episodes = [dict(demo_id=d.episode_id, demo_steps=len(d) - 1,
+                     demo_task_return=float(np.sum(d.rewards)),
+                     demo_success=bool(d.success),
+                     demo_frames_to_stack=evaluation.frames_to_stack(d.rewards))
+                for d in demos]
+    if evaluate_imitation:
+      imitation, rollouts = evaluation.evaluate_imitation(
+          environment, imitation_policy, builder, demos)
+      split_metrics[split] = imitation
+      results['metrics'][f'imitation_{split}'] = imitation
+      for episode, rollout in zip(episodes, rollouts):
+        episode.update(
+            imitation_steps=len(rollout),
+            imitation_return=float(np.sum(rollout.imitation_rewards)),
+            imitation_task_return=float(np.sum(rollout.task_rewards)),
+            imitation_success=bool(rollout.success),
+            imitation_early_terminated=bool(rollout.early_terminated))
+    if evaluate_task:
+      task, rollouts = evaluation.evaluate_task(
+          environment, task_policy, demos, _TASK_MAX_STEPS.value)
+      results['metrics'][f'task_policy_{split}'] = task
+      for episode, rollout in zip(episodes, rollouts):
+        episode.update(
+            task_policy_return=float(np.sum(rollout.task_rewards)),
+            task_policy_success=bool(rollout.success),
+            task_policy_frames_to_stack=evaluation.frames_to_stack(
+                rollout.task_rewards))
+    results['episodes'][split] = episodes
+    print(f'[evaluate] {split}: {len(demos)} demos done '
+          f'({time.time() - start:.0f}s)', flush=True)
+  if len(split_metrics) == 2:
+    results['metrics']['generalization_gap'] = evaluation.generalization_gap(
+        split_metrics['train'], split_metrics['validation'])
+  results['seconds'] = round(time.time() - start, 1)
+
+  print('\n'.join(evaluation.summarize(results['metrics'])), flush=True)
+  if _OUTPUT.value:
+    os.makedirs(os.path.dirname(os.path.abspath(_OUTPUT.value)), exist_ok=True)
+    with open(_OUTPUT.value, 'w') as f:
+      json.dump(results, f, indent=2, sort_keys=True, default=float)
+    print(f'[evaluate] wrote {_OUTPUT.value}', flush=True)
+
+
+if __name__ == '__main__':
+  app.run(main)

@@ -1,0 +1,108 @@
+"""BUILD stays in sync with the code: one target per file, deps = imports."""
+
+import ast
+import os
+import re
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# Top-level import name -> pip requirement (as in the constraints file).
+PIP_NAMES = {
+    'absl': 'absl-py', 'acme': 'dm-acme', 'dm_control': 'dm-control',
+    'dm_env': 'dm-env', 'imageio': 'imageio', 'launchpad': 'dm-launchpad',
+    'matplotlib': 'matplotlib', 'mujoco': 'mujoco', 'numpy': 'numpy',
+    'PIL': 'pillow', 'psutil': 'psutil', 'pytest': 'pytest',
+    'reverb': 'dm-reverb', 'sonnet': 'dm-sonnet', 'tensorflow': 'tensorflow',
+    'tensorflow_probability': 'tensorflow-probability', 'tqdm': 'tqdm',
+    'tree': 'dm-tree', 'trfl': 'trfl', 'portpicker': 'portpicker',
+    'courier': 'dm-launchpad', 'cloudpickle': 'cloudpickle',
+}
+
+
+def target_name(module: str) -> str:
+  """acme_metamimic.environments.jaco_stack -> environments_jaco_stack."""
+  parts = module.split('.')[1:]
+  if parts and parts[-1] == '__init__':
+    parts = parts[:-1]
+  return '_'.join(parts) or 'acme_metamimic'
+
+
+def imports_of(path: str):
+  """(internal module names, external top-level packages) imported by path."""
+  with open(path) as f:
+    tree = ast.parse(f.read(), path)
+  internal, external = set(), set()
+  for node in ast.walk(tree):
+    names = []
+    if isinstance(node, ast.Import):
+      names = [alias.name for alias in node.names]
+    elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+      if node.module == 'acme_metamimic' or (
+          node.module.startswith('acme_metamimic.') and
+          not os.path.exists(os.path.join(
+              ROOT, node.module.replace('.', '/') + '.py')) and
+          os.path.isdir(os.path.join(ROOT, node.module.replace('.', '/')))):
+        names = [f'{node.module}.{alias.name}' for alias in node.names]
+      else:
+        names = [node.module]
+    for name in names:
+      top = name.split('.')[0]
+      if top == 'acme_metamimic':
+        internal.add(name)
+      elif top in PIP_NAMES:
+        external.add(top)
+  return internal, external
+
+
+def _build_targets():
+  targets = {}
+
+  def rule(kind):
+    def add(name, srcs, deps=(), **unused_kwargs):
+      targets[name] = (kind, srcs, set(deps))
+    return add
+
+  scope = dict(load=lambda *args: None, package=lambda **kwargs: None,
+               requirement=lambda name: f'pip:{name}',
+               py_library=rule('py_library'), py_binary=rule('py_binary'),
+               py_test=rule('py_test'))
+  with open(os.path.join(ROOT, 'BUILD')) as f:
+    exec(compile(f.read(), 'BUILD', 'exec'), scope)  # pylint: disable=exec-used
+  return targets
+
+
+def _python_files(directory):
+  for dirpath, _, filenames in os.walk(os.path.join(ROOT, directory)):
+    for filename in filenames:
+      if filename.endswith('.py') and filename != 'conftest.py':
+        yield os.path.relpath(os.path.join(dirpath, filename), ROOT)
+
+
+def test_every_python_file_has_a_target_whose_deps_match_its_imports():
+  targets = _build_targets()
+  by_src = {srcs[0]: (name, kind, deps)
+            for name, (kind, srcs, deps) in targets.items()}
+  expected_kind = {'acme_metamimic': 'py_library', 'launch': 'py_binary',
+                   'bench': 'py_binary', 'tests': 'py_test'}
+  for directory, kind in expected_kind.items():
+    for src in _python_files(directory):
+      assert src in by_src, f'BUILD has no target for {src}'
+      name, actual_kind, deps = by_src[src]
+      assert actual_kind == kind, (src, actual_kind)
+      internal, external = imports_of(os.path.join(ROOT, src))
+      expected = {':' + target_name(m) for m in internal}
+      expected |= {f'pip:{PIP_NAMES[e]}' for e in external}
+      assert deps == expected, (
+          f'BUILD target {name!r} ({src}): deps {sorted(deps)} do not match '
+          f'its imports {sorted(expected)}')
+  for name, (_, srcs, deps) in targets.items():
+    for dep in deps:
+      if dep.startswith(':'):
+        assert dep[1:] in targets, f'{name} depends on unknown target {dep}'
+    assert all(os.path.exists(os.path.join(ROOT, s)) for s in srcs), name
+
+
+def test_target_names_are_unique_and_bazel_safe():
+  targets = _build_targets()
+  for name in targets:
+    assert re.fullmatch(r'[a-z0-9_]+', name), name

@@ -1,0 +1,127 @@
+"""The real Launchpad program on local_mp: data flow, resume, actor failure.
+
+Each test runs `launch/run_local.py` (the README's main job) as a subprocess
+with 1 imitation actor and 1 task actor, so about 10 node processes.
+"""
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import psutil
+import pytest
+
+from acme_metamimic.demonstrations import recording
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PROGRESS = re.compile(r'\[metamimic\]\s+\d+s\s+imitation learner steps (\d+)'
+                      r'.*replay imitation (\d+) task (\d+)')
+
+
+@pytest.fixture(scope='module')
+def demo_dirs(tmp_path_factory):
+  root = tmp_path_factory.mktemp('demos')
+  paths = {'A': str(root / 'train'), 'B': str(root / 'validation')}
+  recording.record_demonstrations('A', 3, 'features', 0, paths['A'],
+                                  progress=False)
+  recording.record_demonstrations('B', 2, 'features', 1, paths['B'],
+                                  progress=False)
+  return paths
+
+
+def _command(workdir, demo_dirs, *flags):
+  return [sys.executable, os.path.join(ROOT, 'launch', 'run_local.py'),
+          f'--workdir={workdir}', f'--demos={demo_dirs["A"]}',
+          f'--validation_demos={demo_dirs["B"]}', '--num_imitation_actors=1',
+          '--num_task_actors=1', '--make_demos=false', *flags]
+
+
+def _run(workdir, demo_dirs, *flags, timeout=420):
+  result = subprocess.run(_command(workdir, demo_dirs, *flags), cwd=ROOT,
+                          capture_output=True, text=True, timeout=timeout)
+  output = result.stdout + result.stderr
+  assert result.returncode == 0, output[-5000:]
+  with open(os.path.join(workdir, 'summary.json')) as f:
+    return json.load(f), output
+
+
+def _log_rows(workdir, label):
+  path = os.path.join(workdir, 'logs', label, 'logs.csv')
+  if not os.path.exists(path):
+    return []
+  with open(path) as f:
+    lines = f.read().splitlines()
+  header = lines[0].split(',')
+  return [dict(zip(header, line.split(','))) for line in lines[1:]]
+
+
+def test_program_runs_then_resumes(tmp_path, demo_dirs):
+  workdir = str(tmp_path / 'run')
+  summary, output = _run(workdir, demo_dirs, '--max_learner_steps=30',
+                         '--max_seconds=300')
+  counts = summary['counts']
+  assert counts['imitation_learner_steps'] >= 30
+  assert counts['task_learner_steps'] > 0
+  assert counts['imitation_actor_steps'] > 0
+  assert counts['task_actor_steps'] > 0
+  sizes = summary['table_sizes']
+  # The task table holds imitation *and* task experience.
+  assert sizes['task'] > sizes['imitation'] > 0
+  for kind in ('imitation_validation', 'imitation_train', 'task'):
+    assert _log_rows(workdir, f'evaluator_{kind}'), kind
+  assert '=== MetaMimic summary ===' in output
+  first_steps = counts['imitation_learner_steps']
+
+  summary, output = _run(workdir, demo_dirs, '--max_learner_steps=40',
+                         '--max_seconds=300')
+  progress = [tuple(map(int, m.groups())) for m in PROGRESS.finditer(output)]
+  assert progress, output[-3000:]
+  restored_steps, restored_imitation, restored_task = progress[0]
+  # Counts and replay come back before any new actor or learner step.
+  assert restored_steps >= first_steps, progress[:3]
+  assert restored_imitation >= 0.9 * sizes['imitation'], progress[:3]
+  assert restored_task >= 0.9 * sizes['task'], progress[:3]
+  assert summary['counts']['imitation_learner_steps'] >= 40
+
+
+def _actor_process(root_pid, title):
+  for process in psutil.Process(root_pid).children(recursive=True):
+    try:
+      if title in ' '.join(process.parent().cmdline()) and (
+          'process_entry.py' in ' '.join(process.cmdline())):
+        return process
+    except psutil.NoSuchProcess:
+      continue
+  return None
+
+
+def test_killed_actor_does_not_stop_learning(tmp_path, demo_dirs):
+  workdir = str(tmp_path / 'run')
+  launcher = subprocess.Popen(
+      _command(workdir, demo_dirs, '--max_seconds=75'), cwd=ROOT,
+      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+  try:
+    deadline = time.time() + 300
+    while time.time() < deadline:
+      rows = _log_rows(workdir, 'imitation_learner')
+      if rows and float(rows[-1]['imitation_learner_steps']) > 0:
+        break
+      time.sleep(2)
+    victim = _actor_process(launcher.pid, 'imitation_actor/0')
+    assert victim is not None
+    victim.send_signal(signal.SIGKILL)
+    victim.wait(10)
+    steps_at_kill = float(_log_rows(workdir, 'imitation_learner')[-1][
+        'imitation_learner_steps'])
+    output, _ = launcher.communicate(timeout=300)
+  finally:
+    if launcher.poll() is None:
+      launcher.kill()
+  assert launcher.returncode == 0, output[-5000:]
+  with open(os.path.join(workdir, 'summary.json')) as f:
+    summary = json.load(f)
+  assert summary['counts']['imitation_learner_steps'] > steps_at_kill + 20
