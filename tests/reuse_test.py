@@ -83,7 +83,7 @@ def test_metamimic_runs_on_point_mass_under_plain_environment_loops(demos):
   config = config_lib.MetaMimicConfig(
       reward_body_key='position', reward_scene_key='velocity',
       feature_distance_scale=1., early_termination='none',
-      batch_size=8, min_replay_size=16, samples_per_insert=8.,
+      batch_size=8, min_replay_size=16, samples_per_insert=4.,
       n_step=2, num_imitation_actors=1, num_task_actors=1,
       max_replay_size=1000, seed=0)
   agent = agent_lib.MetaMimic(
@@ -96,7 +96,7 @@ def test_metamimic_runs_on_point_mass_under_plain_environment_loops(demos):
   im_env = agent.builder.make_imitation_environment(env, demos, seed=0)
   observer = imitation.ImitationMetricsObserver()
   acme.EnvironmentLoop(im_env, agent, logger=loggers.NoOpLogger(),
-                       observers=[observer]).run(num_episodes=4)
+                       observers=[observer]).run(num_episodes=2)
   metrics = observer.get_metrics()
   assert metrics['steps'] == DEMO_STEPS
   assert 0. < metrics['imitation_return'] <= (
