@@ -238,9 +238,10 @@ class DistributedMetaMimic:
     environment = self._environment_factory(3000 + EVALUATORS.index(kind))
     if goal_conditioned:
       split = VALIDATION if kind == 'imitation_validation' else TRAIN
+      # Evaluators follow whole demos, so returns compare across runs.
       environment = self._builder.make_imitation_environment(
           environment, self._demonstrations_factory(split), seed=0,
-          curriculum=False)
+          curriculum=False, early_termination='none')
     actor = self._builder.make_actor(
         self._policy(goal_conditioned, 0.), variable_source=variable_source)
     return self._loop(f'evaluator_{kind}', environment, actor, counter,

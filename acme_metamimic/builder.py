@@ -118,10 +118,12 @@ class MetaMimicBuilder(d4pg_agent.D4PGBuilder):
         body_key=config.reward_body_key,
         scene_key=config.reward_scene_key)
 
-  def make_early_termination(self) -> rewards.EarlyTermination:
+  def make_early_termination(
+      self, mode: Optional[str] = None) -> rewards.EarlyTermination:
+    """The configured early termination, or another `mode` (evaluation)."""
     config = self._config
     return rewards.EarlyTermination(
-        mode=config.early_termination,
+        mode=mode or config.early_termination,
         cutoff=config.early_termination_cutoff,
         threshold=config.hand_to_target_threshold)
 
@@ -145,14 +147,25 @@ class MetaMimicBuilder(d4pg_agent.D4PGBuilder):
       environment: dm_env.Environment,
       demonstrations: Sequence[demo_dataset.Demonstration],
       seed: Optional[int] = None,
-      curriculum: Optional[bool] = None) -> imitation.ImitationEnvironment:
-    """Algorithm 1's environment: demo start states, goals, early ends."""
+      curriculum: Optional[bool] = None,
+      early_termination: Optional[str] = None
+  ) -> imitation.ImitationEnvironment:
+    """Algorithm 1's environment: demo start states, goals, early ends.
+
+    Args:
+      environment: the plain environment.
+      demonstrations: demos to follow.
+      seed: seeds demo sampling.
+      curriculum: overrides `config.demo_curriculum`.
+      early_termination: overrides `config.early_termination` ('none' lets an
+        evaluator follow whole demos).
+    """
     config = self._config
     return imitation.ImitationEnvironment(
         environment,
         demonstrations,
         reward=self.make_imitation_reward(),
-        termination=self.make_early_termination(),
+        termination=self.make_early_termination(early_termination),
         curriculum=config.demo_curriculum if curriculum is None else curriculum,
         curriculum_max_step=config.curriculum_max_step,
         seed=seed)

@@ -247,7 +247,11 @@ class ObservationEncoder(snt.Module):
     order: observation images (in `keys` order), then goal images. A
     goal-conditioned 'image' key therefore gives [B, H, W, 6].
   - Vectors are flattened, cast to float32 and concatenated in the order:
-    observation vectors (in `keys` order), then goal vectors.
+    observation vectors (in `keys` order), then goal vectors. With
+    `goal_delta_scale`, each goal vector g is replaced by
+    goal_delta_scale * (g - o): the per-step difference between o_t and
+    d_{t+1} is tiny next to the absolute values and is otherwise swamped
+    (tests/learning_test.py measures the difference).
   The embedding is:
   - with images: concat([torso(stacked images), vectors]) (vectors, if any,
     are appended unprocessed; the D4PG heads start with a layer-normed MLP);
@@ -255,7 +259,9 @@ class ObservationEncoder(snt.Module):
   """
 
   def __init__(self, keys: Sequence[str], torso: types.TensorTransformation,
-               goal_conditioned: bool, name: str = 'observation_encoder'):
+               goal_conditioned: bool,
+               goal_delta_scale: Optional[float] = None,
+               name: str = 'observation_encoder'):
     """Creates the encoder.
 
     Args:
@@ -263,6 +269,7 @@ class ObservationEncoder(snt.Module):
       torso: module applied to the stacked images, or to the concatenated
         vectors if no key is an image.
       goal_conditioned: whether inputs are {'observation': ..., 'goal': ...}.
+      goal_delta_scale: if set, vector goals enter as scale * (goal - obs).
       name: module name.
     """
     super().__init__(name=name)
@@ -271,6 +278,7 @@ class ObservationEncoder(snt.Module):
     self._keys = tuple(keys)
     self._torso = torso
     self._goal_conditioned = goal_conditioned
+    self._goal_delta_scale = goal_delta_scale
 
   def _select(self, observation: Mapping[str, tf.Tensor],
               source: str) -> List[tf.Tensor]:
@@ -286,8 +294,13 @@ class ObservationEncoder(snt.Module):
       if OBSERVATION_KEY not in inputs or GOAL_KEY not in inputs:
         raise KeyError(f'Goal-conditioned inputs need keys {OBSERVATION_KEY!r} '
                        f'and {GOAL_KEY!r}; got {sorted(inputs)}.')
-      tensors = (self._select(inputs[OBSERVATION_KEY], OBSERVATION_KEY) +
-                 self._select(inputs[GOAL_KEY], GOAL_KEY))
+      observations = self._select(inputs[OBSERVATION_KEY], OBSERVATION_KEY)
+      goals = self._select(inputs[GOAL_KEY], GOAL_KEY)
+      if self._goal_delta_scale is not None:
+        goals = [g if g.shape.rank == 4 else self._goal_delta_scale * (
+            tf.cast(g, tf.float32) - tf.cast(o, tf.float32))
+                 for o, g in zip(observations, goals)]
+      tensors = observations + goals
     else:
       tensors = self._select(inputs, 'observation')
 
@@ -351,6 +364,7 @@ def make_networks(
     policy_layer_sizes: Sequence[int] = (256, 256, 256),
     critic_layer_sizes: Sequence[int] = (512, 512, 256),
     mlp_torso_sizes: Sequence[int] = (256, 256),
+    goal_delta_scale: Optional[float] = None,
 ) -> d4pg_agent.D4PGNetworks:
   """Creates MetaMimic's D4PG networks (variables are not created yet).
 
@@ -375,6 +389,7 @@ def make_networks(
     policy_layer_sizes: hidden layer sizes of the policy MLP.
     critic_layer_sizes: hidden layer sizes of the critic MLP.
     mlp_torso_sizes: layer sizes of the 'mlp' torso.
+    goal_delta_scale: see `ObservationEncoder`.
 
   Returns:
     The D4PG networks.
@@ -391,7 +406,8 @@ def make_networks(
   num_dimensions = int(np.prod(action_spec.shape, dtype=int))
 
   observation_network = ObservationEncoder(
-      observation_keys, make_torso(torso, mlp_torso_sizes), goal_conditioned)
+      observation_keys, make_torso(torso, mlp_torso_sizes), goal_conditioned,
+      goal_delta_scale)
   policy_network = snt.Sequential([
       networks.LayerNormMLP(policy_layer_sizes, activate_final=True),
       networks.NearZeroInitializedLinear(num_dimensions),

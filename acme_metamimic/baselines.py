@@ -1,0 +1,174 @@
+"""The paper's baselines and ablations as configurations of the same program.
+
+Figure 8 compares MetaMimic's task policy with D4PG (task actors only), D4PGfD
+(demonstration transitions, with actions and task rewards, in the task replay)
+and D4PG starting episodes from demonstration states (a demo curriculum). None
+of them is a separate agent here: each is a `Baseline`, i.e.
+
+- `config_overrides` applied to a `MetaMimicConfig` (`apply`);
+- `imitation`: whether imitation actors / learner / evaluators run at all;
+- `task_curriculum`: task actors start from `curriculum_start_state` of the
+  training demos (`CurriculumStartEnvironment` wraps their environment);
+- `demo_transitions`: the training demos, loaded with `include_actions=True`,
+  are written into the task table once (`insert_demonstrations`).
+
+`launch/run_local.py` does not read these yet; the hook it needs is described
+in docs/results.md ("Baselines").
+"""
+
+import dataclasses
+from typing import Mapping, Optional, Sequence
+
+from acme import adders as acme_adders
+from acme_metamimic import config as config_lib
+from acme_metamimic.demonstrations import dataset
+from acme_metamimic.environments import imitation
+from acme_metamimic.environments import jaco_stack
+import dm_env
+import numpy as np
+
+
+@dataclasses.dataclass(frozen=True)
+class Baseline:
+  name: str
+  description: str
+  config_overrides: Mapping[str, object] = dataclasses.field(
+      default_factory=dict)
+  imitation: bool = True
+  task_curriculum: bool = False
+  demo_transitions: bool = False
+
+  def apply(self, config: config_lib.MetaMimicConfig
+            ) -> config_lib.MetaMimicConfig:
+    """`config` with this baseline's overrides (validated again)."""
+    return dataclasses.replace(config, **dict(self.config_overrides))
+
+
+BASELINES = {
+    b.name: b for b in (
+        Baseline('metamimic', 'MetaMimic: imitation + task actors, shared '
+                 'task replay (the default program).'),
+        Baseline('metamimic_curriculum', 'MetaMimic with the demo curriculum '
+                 '(imitation episodes start at a random frame among the '
+                 "demo's first curriculum_max_step).",
+                 config_overrides=dict(demo_curriculum=True)),
+        Baseline('d4pg', 'D4PG: task actors and task learner only, no demos.',
+                 config_overrides=dict(num_imitation_actors=0),
+                 imitation=False),
+        Baseline('d4pgfd', 'D4PGfD: D4PG whose task table also holds the '
+                 'training demos as N-step transitions (demo actions and task '
+                 'rewards).',
+                 config_overrides=dict(num_imitation_actors=0),
+                 imitation=False, demo_transitions=True),
+        Baseline('d4pg_curriculum', 'D4PG whose task actors start from '
+                 'demonstration states (curriculum_start_state).',
+                 config_overrides=dict(num_imitation_actors=0),
+                 imitation=False, task_curriculum=True),
+    )
+}
+
+
+def get(name: str) -> Baseline:
+  if name not in BASELINES:
+    raise ValueError(f'Unknown baseline {name!r}; choose from '
+                     f'{sorted(BASELINES)}.')
+  return BASELINES[name]
+
+
+class CurriculumStartEnvironment(dm_env.Environment):
+  """A task environment whose episodes start at demonstration states.
+
+  Each `reset` draws `curriculum_start_state(demo_states, rng, max_step)`: a
+  random demo, then a random one of its first `max_step` physics states.
+  Everything else (reward, episode length) is the wrapped environment's.
+  """
+
+  def __init__(self, environment: dm_env.Environment,
+               demonstrations: Sequence[dataset.Demonstration],
+               max_step: int = 300, seed: Optional[int] = None):
+    if not demonstrations:
+      raise ValueError('CurriculumStartEnvironment needs demonstrations.')
+    self._environment = environment
+    self._states = [d.physics_states for d in demonstrations]
+    self._max_step = max_step
+    self._rng = np.random.default_rng(seed)
+
+  def reset(self) -> dm_env.TimeStep:
+    state = jaco_stack.curriculum_start_state(self._states, self._rng,
+                                              self._max_step)
+    return imitation.reset_to_state(self._environment, state)
+
+  def step(self, action) -> dm_env.TimeStep:
+    return self._environment.step(action)
+
+  def observation_spec(self):
+    return self._environment.observation_spec()
+
+  def action_spec(self):
+    return self._environment.action_spec()
+
+  def reward_spec(self):
+    return self._environment.reward_spec()
+
+  def discount_spec(self):
+    return self._environment.discount_spec()
+
+  @property
+  def environment(self) -> dm_env.Environment:
+    return self._environment
+
+  def close(self):
+    self._environment.close()
+
+
+def load_demonstrations_with_actions(preset: str, path: str,
+                                     max_episodes: Optional[int] = None
+                                     ) -> Sequence[dataset.Demonstration]:
+  """`presets.load_demonstrations` with the demonstrator actions (D4PGfD)."""
+  from acme import specs  # pylint: disable=g-import-not-at-top
+  from acme_metamimic import presets  # pylint: disable=g-import-not-at-top
+  environment = presets.make_environment(preset, seed=0)
+  return dataset.load_demonstrations(
+      path, specs.make_environment_spec(environment), preset,
+      state_size=environment.get_state().shape[0], max_episodes=max_episodes,
+      include_actions=True).episodes
+
+
+def insert_demonstrations(demonstrations: Sequence[dataset.Demonstration],
+                          adder: acme_adders.Adder) -> int:
+  """Writes demos (with actions) as N-step transitions through `adder`.
+
+  `adder` is the task actors' adder (`MetaMimicBuilder.make_adder(client)`,
+  Acme's `NStepTransitionAdder` on the task table), so demo transitions have
+  exactly the task table's signature and N-step returns of the task reward.
+  Every demo step is a transition with discount 1; the last one is a
+  truncation (LAST, discount 1), as the recorded demos end by the
+  demonstrator finishing, not by a terminal state.
+
+  Returns:
+    The number of demo steps (actions) written.
+
+  Raises:
+    ValueError: if a demo was loaded without actions (load it with
+      `include_actions=True`).
+  """
+  written = 0
+  for demo in demonstrations:
+    if demo.actions is None:
+      raise ValueError(
+          f'Demonstration {demo.episode_id} has no actions: load the set with '
+          'include_actions=True.')
+    num_steps = demo.actions.shape[0]
+    adder.add_first(dm_env.restart(demo.frame(0)))
+    for t in range(num_steps):
+      reward = np.asarray(demo.rewards[t], np.float32)
+      discount = np.asarray(1., np.float32)
+      observation = demo.frame(t + 1)
+      if t == num_steps - 1:
+        timestep = dm_env.truncation(reward, observation, discount)
+      else:
+        timestep = dm_env.transition(reward, observation, discount)
+      adder.add(np.asarray(demo.actions[t], np.float32), timestep)
+      written += 1
+    adder.reset()
+  return written

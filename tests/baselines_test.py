@@ -1,0 +1,72 @@
+"""Baselines as configurations; D4PGfD demo insertion into the task table."""
+
+import numpy as np
+import pytest
+import reverb
+
+from acme import specs
+from acme_metamimic import baselines
+from acme_metamimic import builder as builder_lib
+from acme_metamimic import config as config_lib
+from acme_metamimic.demonstrations import dataset
+from acme.adders import reverb as reverb_adders
+from dm_env import specs as dm_specs
+
+
+def test_baselines_are_config_overrides():
+  config = config_lib.features_config()
+  assert baselines.get('d4pg').apply(config).num_imitation_actors == 0
+  assert baselines.get('metamimic_curriculum').apply(config).demo_curriculum
+  assert baselines.get('d4pgfd').demo_transitions
+  assert baselines.get('d4pg_curriculum').task_curriculum
+  assert baselines.get('metamimic').apply(config) == config
+  with pytest.raises(ValueError):
+    baselines.get('bc')
+
+
+def _spec():
+  return specs.EnvironmentSpec(
+      observations={'body': dm_specs.Array((2,), np.float32)},
+      actions=dm_specs.BoundedArray((1,), np.float32, -1., 1.),
+      rewards=dm_specs.Array((), np.float32),
+      discounts=dm_specs.BoundedArray((), np.float32, 0., 1.))
+
+
+def _demo(num_steps, episode_id, actions=True):
+  return dataset.Demonstration(
+      observations={'body': np.arange(2 * (num_steps + 1), dtype=np.float32
+                                      ).reshape(-1, 2)},
+      physics_states=np.zeros((num_steps + 1, 3)),
+      rewards=np.full(num_steps, 0.5, np.float32), success=False,
+      episode_id=episode_id,
+      actions=(np.full((num_steps, 1), 0.25, np.float32) if actions else None))
+
+
+def test_insert_demonstrations_into_task_table():
+  spec = _spec()
+  builder = builder_lib.MetaMimicBuilder(config_lib.features_config(n_step=2))
+  table = reverb.Table(
+      name=config_lib.TASK_TABLE, sampler=reverb.selectors.Uniform(),
+      remover=reverb.selectors.Fifo(), max_size=1000,
+      rate_limiter=reverb.rate_limiters.MinSize(1),
+      signature=reverb_adders.NStepTransitionAdder.signature(spec))
+  server = reverb.Server([table], port=None)
+  client = reverb.Client(f'localhost:{server.port}')
+  written = baselines.insert_demonstrations([_demo(3, 0), _demo(4, 1)],
+                                            builder.make_adder(client))
+  assert written == 7
+  # Acme's N-step adder also writes the N-1 shorter transitions that start an
+  # episode (sizes 1..N-1 from its first step): T + N - 1 items per demo.
+  assert client.server_info()[config_lib.TASK_TABLE].current_size == (
+      (3 + 1) + (4 + 1))
+  sample = next(iter(client.sample(config_lib.TASK_TABLE, num_samples=1,
+                                   emit_timesteps=False,
+                                   unpack_as_table_signature=True)))
+  transition = sample.data
+  np.testing.assert_allclose(transition[1], [0.25])     # demo action
+  # N-step (n=2) reward of two 0.5 steps, or one at an episode's end.
+  assert float(transition[2]) in (pytest.approx(0.5 + 0.99 * 0.5), 0.5)
+  with pytest.raises(ValueError, match='include_actions'):
+    baselines.insert_demonstrations([_demo(2, 2, actions=False)],
+                                    builder.make_adder(client))
+  server.stop()
