@@ -103,8 +103,10 @@ def run_server(workdir: str):
         f'[metamimic] hosts file {hosts_file}', flush=True)
   start = time.time()
   _launch(program)
-  run_local.wait_for(summary_path)
-  run_local.stop_nodes()
+  try:
+    run_local.wait_for(summary_path)
+  finally:  # Also on errors: don't leave the nodes running.
+    run_local.stop_nodes()
   if not os.path.exists(summary_path):
     logging.error('The server ended without a summary; see the node output '
                   'above and the logs under %s.', workdir)
@@ -128,8 +130,10 @@ def _actor_addresses(workdir: str):
 def run_actors(workdir: str):
   addresses = _actor_addresses(workdir)
   run_local.ensure_demos()
-  print(f'[metamimic] waiting for replay at {addresses["replay"]}', flush=True)
-  multihost.wait_for_replay(addresses['replay'], _SERVER_WAIT_SECONDS.value)
+  print(f'[metamimic] waiting for the server at {addresses["replay"]}',
+        flush=True)
+  sizes = multihost.wait_for_server(addresses, _SERVER_WAIT_SECONDS.value)
+  print(f'[metamimic] server is up; replay tables {sizes}', flush=True)
   first_imitation, first_task = (_FIRST_IMITATION_ACTOR.value,
                                  _FIRST_TASK_ACTOR.value)
   agent = run_local.make_agent(
@@ -142,14 +146,17 @@ def run_actors(workdir: str):
   start = time.time()
   _launch(program)
   last_seen = time.time()
-  while run_local._node_processes():  # pylint: disable=protected-access
-    time.sleep(2.)
-    if multihost.replay_reachable(addresses['replay']):
-      last_seen = time.time()
-    elif time.time() - last_seen > _SERVER_GONE_SECONDS.value:
-      print('[metamimic] replay server gone; stopping the actors', flush=True)
-      break
-  run_local.stop_nodes()
+  try:
+    while run_local._node_processes():  # pylint: disable=protected-access
+      time.sleep(2.)
+      if multihost.port_open(addresses['replay']):
+        last_seen = time.time()
+      elif time.time() - last_seen > _SERVER_GONE_SECONDS.value:
+        print('[metamimic] replay server gone; stopping the actors',
+              flush=True)
+        break
+  finally:
+    run_local.stop_nodes()
   lines = [f'[metamimic] actor host ran {time.time() - start:.0f} s']
   for group in sorted(multihost.group_sizes(program)):
     rows = agent_distributed.read_csv_log(workdir, group)

@@ -155,8 +155,14 @@ def main(argv):
 
 
 def _node_processes():
-  return [p for p in psutil.Process().children(recursive=True)
-          if 'process_entry.py' in ' '.join(p.cmdline())]
+  nodes = []
+  for process in psutil.Process().children(recursive=True):
+    try:
+      if 'process_entry.py' in ' '.join(process.cmdline()):
+        nodes.append(process)
+    except psutil.Error:  # Ended (or a zombie) between listing and reading.
+      pass
+  return nodes
 
 
 def wait_for(summary_path: str, poll_seconds: float = 1.):

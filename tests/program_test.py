@@ -55,6 +55,8 @@ def _log_rows(workdir, label):
     return []
   with open(path) as f:
     lines = f.read().splitlines()
+  if not lines:
+    return []
   header = lines[0].split(',')
   return [dict(zip(header, line.split(','))) for line in lines[1:]]
 
@@ -99,11 +101,20 @@ def _actor_process(root_pid, title):
   return None
 
 
+def _kill_tree(process):
+  for child in psutil.Process(process.pid).children(recursive=True):
+    child.kill()
+  process.kill()
+
+
 def test_killed_actor_does_not_stop_learning(tmp_path, demo_dirs):
   workdir = str(tmp_path / 'run')
+  # A file, not a pipe: nobody reads a pipe while the test polls, and nodes
+  # writing to a full pipe would block.
+  log = open(tmp_path / 'launcher.log', 'w+')
   launcher = subprocess.Popen(
       _command(workdir, demo_dirs, '--max_seconds=75'), cwd=ROOT,
-      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+      stdout=log, stderr=subprocess.STDOUT, text=True)
   try:
     deadline = time.time() + 300
     while time.time() < deadline:
@@ -117,10 +128,13 @@ def test_killed_actor_does_not_stop_learning(tmp_path, demo_dirs):
     victim.wait(10)
     steps_at_kill = float(_log_rows(workdir, 'imitation_learner')[-1][
         'imitation_learner_steps'])
-    output, _ = launcher.communicate(timeout=300)
+    launcher.wait(timeout=300)
   finally:
     if launcher.poll() is None:
-      launcher.kill()
+      _kill_tree(launcher)
+    log.seek(0)
+    output = log.read()
+    log.close()
   assert launcher.returncode == 0, output[-5000:]
   with open(os.path.join(workdir, 'summary.json')) as f:
     summary = json.load(f)
