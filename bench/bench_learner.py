@@ -34,7 +34,7 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
 # pylint: disable=g-import-not-at-top,wrong-import-position
 from acme import specs
-from acme.agents.tf.d4pg import learning as d4pg_learning
+from acme.agents.tf.d4pg import agent as d4pg_agent
 from acme.utils import counting
 from acme.utils import loggers
 import dm_env
@@ -97,23 +97,14 @@ def make_learners(builder, config, env_spec, client, torso, keys,
     return online, target
 
   def stock(goal_conditioned, iterator):
-    online, target = nets(goal_conditioned)
-    return d4pg_learning.D4PGLearner(
-        policy_network=online.policy_network,
-        critic_network=online.critic_network,
-        observation_network=online.observation_network,
-        target_policy_network=target.policy_network,
-        target_critic_network=target.critic_network,
-        target_observation_network=target.observation_network,
+    """Acme's own D4PGBuilder.make_learner (stock D4PGLearner)."""
+    stock_config = dataclasses.replace(
+        config,
         policy_optimizer=snt.optimizers.Adam(config.policy_learning_rate),
-        critic_optimizer=snt.optimizers.Adam(config.critic_learning_rate),
-        clipping=config.clipping,
-        discount=config.discount,
-        target_update_period=config.target_update_period,
-        dataset_iterator=iterator,
-        counter=counting.Counter(),
-        logger=loggers.NoOpLogger(),
-        checkpoint=False)
+        critic_optimizer=snt.optimizers.Adam(config.critic_learning_rate))
+    return d4pg_agent.D4PGBuilder(stock_config).make_learner(
+        nets(goal_conditioned), iterator, counting.Counter(),
+        loggers.NoOpLogger(), checkpoint=False)
 
   def ours(goal_conditioned, iterator, our_builder=builder, **kwargs):
     return our_builder.make_learner(

@@ -90,7 +90,7 @@ def run_server(workdir: str):
   if os.path.exists(summary_path):
     os.remove(summary_path)
   # Actor counts only size the actor groups, which run elsewhere.
-  agent = run_local.make_agent(workdir, 1, 1)
+  agent = run_local.make_program_definition(workdir, 1, 1)
   program = multihost.server_program(agent, _BASE_PORT.value)
   host = _ADVERTISE_HOST.value or socket.getfqdn()
   addresses = multihost.exposed_addresses(host, _BASE_PORT.value)
@@ -136,7 +136,7 @@ def run_actors(workdir: str):
   print(f'[metamimic] server is up; replay tables {sizes}', flush=True)
   first_imitation, first_task = (_FIRST_IMITATION_ACTOR.value,
                                  _FIRST_TASK_ACTOR.value)
-  agent = run_local.make_agent(
+  agent = run_local.make_program_definition(
       workdir, first_imitation + run_local._NUM_IMITATION_ACTORS.value,  # pylint: disable=protected-access
       first_task + run_local._NUM_TASK_ACTORS.value)  # pylint: disable=protected-access
   program = multihost.actor_program(agent, addresses, first_imitation,

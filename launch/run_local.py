@@ -97,8 +97,9 @@ def ensure_demos():
       raise app.UsageError(str(e)) from e
 
 
-def make_agent(workdir: str, num_imitation_actors: int, num_task_actors: int,
-               demo_paths=None) -> agent_distributed.DistributedMetaMimic:
+def make_program_definition(
+    workdir: str, num_imitation_actors: int, num_task_actors: int,
+    demo_paths=None) -> agent_distributed.DistributedMetaMimic:
   """The program definition the flags describe (shared by run_hosts/run_xm).
 
   `demo_paths` ('train'/'validation' -> path) defaults to the absolute
@@ -135,8 +136,8 @@ def main(argv):
   summary_path = os.path.join(workdir, agent_distributed.SUMMARY_FILE)
   if os.path.exists(summary_path):
     os.remove(summary_path)
-  program = make_agent(workdir, _NUM_IMITATION_ACTORS.value,
-                       _NUM_TASK_ACTORS.value).build()
+  program = make_program_definition(workdir, _NUM_IMITATION_ACTORS.value,
+                                    _NUM_TASK_ACTORS.value).build()
   resources = {group: local_multi_processing.PythonProcess(
                    env=dict(_NODE_ENV))
                for group in program.groups}

@@ -97,7 +97,7 @@ def main(argv):
   specs = multihost.default_resource_specs(_ACCELERATOR.value,
                                            _ACCELERATOR_COUNT.value)
   workdir = run_local._WORKDIR.value  # pylint: disable=protected-access
-  agent = run_local.make_agent(
+  agent = run_local.make_program_definition(
       workdir, run_local._NUM_IMITATION_ACTORS.value,  # pylint: disable=protected-access
       run_local._NUM_TASK_ACTORS.value,  # pylint: disable=protected-access
       demo_paths=_CONTAINER_DEMOS)
