@@ -16,9 +16,10 @@ fi
 
 log() { echo "[setup] $*" >&2; }
 
-# 1. System libraries for headless MuJoCo rendering (EGL/OSMesa) and videos.
+# 1. System packages: headless MuJoCo rendering (EGL/OSMesa), ffmpeg for
+#    videos, iproute2 for the multi-host test's network namespaces.
 need_apt=()
-for pkg in libegl1 libgl1 libosmesa6 libglfw3 ffmpeg; do
+for pkg in libegl1 libgl1 libosmesa6 libglfw3 ffmpeg iproute2; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 if (( ${#need_apt[@]} )); then
