@@ -20,6 +20,7 @@ import dataclasses
 from typing import Mapping, Optional, Sequence
 
 from acme import adders as acme_adders
+from acme import wrappers
 from acme_metamimic import config as config_lib
 from acme_metamimic.demonstrations import dataset
 from acme_metamimic.environments import imitation
@@ -75,7 +76,7 @@ def get(name: str) -> Baseline:
   return BASELINES[name]
 
 
-class CurriculumStartEnvironment(dm_env.Environment):
+class CurriculumStartEnvironment(wrappers.EnvironmentWrapper):
   """A task environment whose episodes start at demonstration states.
 
   Each `reset` draws `curriculum_start_state(demo_states, rng, max_step)`: a
@@ -88,7 +89,7 @@ class CurriculumStartEnvironment(dm_env.Environment):
                max_step: int = 300, seed: Optional[int] = None):
     if not demonstrations:
       raise ValueError('CurriculumStartEnvironment needs demonstrations.')
-    self._environment = environment
+    super().__init__(environment)
     self._states = [d.physics_states for d in demonstrations]
     self._max_step = max_step
     self._rng = np.random.default_rng(seed)
@@ -97,28 +98,6 @@ class CurriculumStartEnvironment(dm_env.Environment):
     state = jaco_stack.curriculum_start_state(self._states, self._rng,
                                               self._max_step)
     return imitation.reset_to_state(self._environment, state)
-
-  def step(self, action) -> dm_env.TimeStep:
-    return self._environment.step(action)
-
-  def observation_spec(self):
-    return self._environment.observation_spec()
-
-  def action_spec(self):
-    return self._environment.action_spec()
-
-  def reward_spec(self):
-    return self._environment.reward_spec()
-
-  def discount_spec(self):
-    return self._environment.discount_spec()
-
-  @property
-  def environment(self) -> dm_env.Environment:
-    return self._environment
-
-  def close(self):
-    self._environment.close()
 
 
 def load_demonstrations_with_actions(preset: str, path: str,

@@ -16,6 +16,7 @@ agent drifted off the demo (a termination, discount 0).
 from typing import Callable, Dict, Optional, Sequence
 
 from acme import specs
+from acme import wrappers
 from acme.utils import observers
 from acme_metamimic import rewards
 from acme_metamimic.demonstrations import dataset
@@ -60,7 +61,7 @@ def goal_conditioned_observation_spec(observation_spec):
   return {OBSERVATION: observation_spec, GOAL: observation_spec}
 
 
-class ImitationEnvironment(dm_env.Environment):
+class ImitationEnvironment(wrappers.EnvironmentWrapper):
   """Episodes that follow one demonstration each, with goal d_{t+1} attached."""
 
   def __init__(self,
@@ -89,7 +90,7 @@ class ImitationEnvironment(dm_env.Environment):
     """
     if not demonstrations:
       raise ValueError('ImitationEnvironment needs at least one demonstration.')
-    self._environment = environment
+    super().__init__(environment)
     self._demonstrations = demonstrations
     self._reward = reward
     self._termination = termination
@@ -154,22 +155,6 @@ class ImitationEnvironment(dm_env.Environment):
   def observation_spec(self):
     return goal_conditioned_observation_spec(
         self._environment.observation_spec())
-
-  def action_spec(self):
-    return self._environment.action_spec()
-
-  def reward_spec(self):
-    return self._environment.reward_spec()
-
-  def discount_spec(self):
-    return self._environment.discount_spec()
-
-  @property
-  def environment(self) -> dm_env.Environment:
-    return self._environment
-
-  def close(self):
-    self._environment.close()
 
 
 class ImitationMetricsObserver(observers.EnvLoopObserver):
