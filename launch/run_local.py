@@ -67,7 +67,10 @@ _NODE_ENV = {'TF_CPP_MIN_LOG_LEVEL': '2', 'CUDA_VISIBLE_DEVICES': '',
 
 def check_flags():
   """Fails fast, naming the flag, on values the program cannot run with."""
-  presets.get(_PRESET.value)
+  try:
+    presets.get(_PRESET.value)
+  except ValueError as e:
+    raise app.UsageError(f'--preset: {e}') from e
   if _NUM_IMITATION_ACTORS.value < 0 or _NUM_TASK_ACTORS.value < 0:
     raise app.UsageError('Actor counts must be non-negative.')
   if _NUM_IMITATION_ACTORS.value + _NUM_TASK_ACTORS.value == 0:
