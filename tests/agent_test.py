@@ -4,7 +4,6 @@ import dataclasses
 
 import acme
 from acme import specs
-from acme.adders import reverb as reverb_adders
 import numpy as np
 import pytest
 import reverb
@@ -16,7 +15,6 @@ from acme_metamimic import environments
 from acme_metamimic import networks
 from acme_metamimic.demonstrations import dataset
 from acme_metamimic.demonstrations import scripted
-from acme_metamimic.environments import imitation
 
 KEYS = ('body', 'features')
 SMALL = dict(mlp_torso_sizes=(32,), policy_layer_sizes=(32,),
