@@ -23,7 +23,6 @@ counts and replay.
 """
 
 import copy
-import csv
 import json
 import os
 import time
@@ -42,6 +41,7 @@ import reverb
 
 from acme_metamimic import builder as builder_lib
 from acme_metamimic import config as config_lib
+from acme_metamimic import csv_logs
 from acme_metamimic.demonstrations import dataset
 from acme_metamimic.environments import imitation
 
@@ -71,26 +71,6 @@ def make_logger(workdir: str, label: str, steps_key: Optional[str] = None,
   logger = loggers.Dispatcher(destinations)
   logger = loggers.NoneFilter(logger)
   return loggers.TimeFilter(logger, time_delta)
-
-
-def read_csv_log(workdir: str, label: str) -> Sequence[Dict[str, float]]:
-  """Rows of a node's CSV log (empty if the node has not logged yet)."""
-  path = os.path.join(workdir, 'logs', label, 'logs.csv')
-  if not os.path.exists(path):
-    return []
-  with open(path) as f:
-    rows = []
-    for row in csv.DictReader(f):
-      rows.append({k: float(v) for k, v in row.items() if _is_number(v)})
-    return rows
-
-
-def _is_number(value: str) -> bool:
-  try:
-    float(value)
-    return True
-  except (TypeError, ValueError):
-    return False
 
 
 class DistributedMetaMimic:
@@ -327,7 +307,7 @@ class Coordinator:
     summary = dict(counts=counts, elapsed_seconds=elapsed,
                    workdir=self._workdir, table_sizes=self._table_sizes())
     for kind in EVALUATORS:
-      rows = read_csv_log(self._workdir, f'evaluator_{kind}')
+      rows = csv_logs.read_csv_log(self._workdir, f'evaluator_{kind}')
       if rows:
         summary[f'evaluator_{kind}'] = dict(first=rows[0], last=rows[-1],
                                             episodes=len(rows))

@@ -25,8 +25,12 @@ import numpy as np
 import sonnet as snt
 import tensorflow as tf
 
-OBSERVATION_KEY = 'observation'
-GOAL_KEY = 'goal'
+from acme_metamimic.environments import imitation
+
+# The imitation observation layout is the imitation environment's.
+OBSERVATION_KEY = imitation.OBSERVATION
+GOAL_KEY = imitation.GOAL
+goal_conditioned_spec = imitation.imitation_environment_spec
 
 TORSOS = ('mlp', 'paper_resnet', 'paper_resnet_no_instance_norm', 'impala')
 
@@ -310,22 +314,6 @@ class ObservationEncoder(snt.Module):
       return self._torso(tf.concat(vectors, axis=-1))
     embedding = self._torso(tf.concat(images, axis=-1))
     return tf.concat([embedding] + vectors, axis=-1)
-
-
-def goal_conditioned_spec(
-    environment_spec: specs.EnvironmentSpec) -> specs.EnvironmentSpec:
-  """The imitation networks' spec: observations {'observation': o, 'goal': o}.
-
-  Args:
-    environment_spec: the task environment's spec.
-
-  Returns:
-    The same spec, with observations replaced by a dict holding the original
-    observation spec under both 'observation' and 'goal'.
-  """
-  observations = environment_spec.observations
-  return environment_spec._replace(
-      observations={OBSERVATION_KEY: observations, GOAL_KEY: observations})
 
 
 def make_torso(torso: str,

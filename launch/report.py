@@ -32,7 +32,6 @@ greedy imitation policy following it and the greedy task policy started from
 the same state, as a GIF (or MP4 if the name ends in .mp4, via ffmpeg).
 """
 
-import csv
 import os
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -42,6 +41,8 @@ import matplotlib
 matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
 import numpy as np
+
+from acme_metamimic import csv_logs
 
 _OUTPUT_DIR = flags.DEFINE_string('output_dir', 'workdir/report',
                                   'Where the PNGs (and a relative --video) go.')
@@ -83,28 +84,6 @@ def parse_runs(entries: Sequence[str]) -> Dict[str, List[str]]:
   return runs
 
 
-def read_csv_log(workdir: str, label: str) -> List[Dict[str, float]]:
-  """Numeric columns of <workdir>/logs/<label>/logs.csv (empty if missing).
-
-  Same as `agent_distributed.read_csv_log`, without importing Launchpad,
-  Reverb and TensorFlow (figures need none of them).
-  """
-  path = os.path.join(workdir, 'logs', label, 'logs.csv')
-  if not os.path.exists(path):
-    return []
-  rows = []
-  with open(path) as f:
-    for row in csv.DictReader(f):
-      values = {}
-      for key, value in row.items():
-        try:
-          values[key] = float(value)
-        except (TypeError, ValueError):
-          pass
-      rows.append(values)
-  return rows
-
-
 def load_curve(workdir: str, label: str, column: str,
                x_keys: Sequence[str], smooth: int = 1
                ) -> Optional[Tuple[np.ndarray, np.ndarray, str]]:
@@ -113,7 +92,7 @@ def load_curve(workdir: str, label: str, column: str,
   x is the first of `x_keys` in the CSV header (Acme's CSVLogger fixes the
   columns at the first row), rows sorted by x, y smoothed by a moving average.
   """
-  rows = read_csv_log(workdir, label)
+  rows = csv_logs.read_csv_log(workdir, label)
   x_key = next((k for k in x_keys if rows and k in rows[0]), None)
   rows = [r for r in rows if column in r and x_key in r]
   if not rows or x_key is None:
