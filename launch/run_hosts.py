@@ -40,6 +40,7 @@ from launchpad.nodes.python import local_multi_processing
 
 import run_local  # launch/ is on sys.path when this script runs.
 from acme_metamimic import agent_distributed
+from acme_metamimic import csv_logs
 from acme_metamimic import multihost
 
 _ROLE = flags.DEFINE_enum('role', None, ['server', 'actors'],
@@ -159,7 +160,7 @@ def run_actors(workdir: str):
     run_local.stop_nodes()
   lines = [f'[metamimic] actor host ran {time.time() - start:.0f} s']
   for group in sorted(multihost.group_sizes(program)):
-    rows = agent_distributed.read_csv_log(workdir, group)
+    rows = csv_logs.read_csv_log(workdir, group)
     if rows:
       lines.append(f'  {group}: {rows[-1].get("episodes", 0):.0f} episodes '
                    f'logged, {group}_steps {rows[-1].get(f"{group}_steps", 0):.0f}'
