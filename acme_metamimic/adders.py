@@ -1,88 +1,154 @@
-"""The imitation-reward adder: one imitation step, two Reverb tables.
+"""The imitation-reward adder: one imitation step, one write, two Reverb items.
 
-`ImitationRewardAdder` wraps two of Acme's `NStepTransitionAdder`s on one Reverb
-client. For every imitation step (o_t, a_t, o_{t+1}, r_task) whose observation
-carries the goal d_{t+1}, it computes r_imitate = r(o_{t+1}, d_{t+1}) with
-`rewards.ImitationReward` and writes
+`ImitationRewardAdder` is Acme's `NStepTransitionAdder` with two rewards. For
+every imitation step (o_t, a_t, o_{t+1}, r_task), whose observation carries the
+goal d_{t+1}, it computes r_imitate = r(o_{t+1}, d_{t+1}) with
+`rewards.ImitationReward` and appends the step ONCE to a single Reverb
+`TrajectoryWriter`, with reward = {'imitation': r_imitate, 'task': r_task}.
+Acme's N-step machinery (windows, episode-end padding, and
+`_compute_cumulative_quantities`, which handles nested rewards) is inherited
+unchanged. Only `_write` is overridden: from the same columns it creates
 
-- to the `imitation` table: ({o_t, d_{t+1}}, a_t, r_imitate) N-step transitions;
-- to the `task` table: (o_t, a_t, r_task) N-step transitions, without the goal.
+- an `imitation` table item: ({o_t, d_{t+1}}, a_t, R_imitate, D, {o, d}_{t+n});
+- a `task` table item: (o_t, a_t, R_task, D, o_{t+n}), referencing only the
+  observation sub-columns, so the task learner never sees goals or demo actions.
 
-This is how the task learner learns from imitation experience without ever
-seeing demo actions. Task actors use a plain `NStepTransitionAdder` on the task
-table (see `builder.MetaMimicBuilder.make_adder`).
+Observations are therefore serialised and sent once per step, not once per
+table (the earlier design wrapped two adders and paid the N-step Python
+bookkeeping and the observation bytes twice; see docs/benchmarks.md). Task
+actors use a plain `NStepTransitionAdder` on the task table
+(`builder.MetaMimicBuilder.make_adder`).
 """
 
 from typing import Optional
 
-from acme import adders
 from acme import types
-from acme.adders import reverb as reverb_adders
-from acme_metamimic import rewards
-from acme_metamimic.environments import imitation
+from acme.adders.reverb import transition
 import dm_env
 import numpy as np
+import reverb
 import tree
 
+from acme_metamimic import rewards
+from acme_metamimic.environments import imitation
 
-class ImitationRewardAdder(adders.Adder):
-  """Adds each imitation step to the imitation and the task table."""
+IMITATION_REWARD = 'imitation'
+TASK_REWARD = 'task'
+
+
+class ImitationRewardAdder(transition.NStepTransitionAdder):
+  """Writes each imitation step once and adds it to both replay tables."""
 
   def __init__(self,
-               imitation_adder: reverb_adders.NStepTransitionAdder,
-               task_adder: reverb_adders.NStepTransitionAdder,
-               reward: rewards.ImitationReward):
-    """Wraps two N-step adders.
+               client: reverb.Client,
+               n_step: int,
+               discount: float,
+               reward: rewards.ImitationReward,
+               imitation_table: str,
+               task_table: str,
+               imitation_priority: float,
+               task_priority: float = 1.,
+               max_in_flight_items: int = 5):
+    """Creates the adder.
 
     Args:
-      imitation_adder: writes goal-conditioned transitions (imitation table).
-      task_adder: writes unconditional transitions (task table).
-      reward: eq. 2.
+      client: Reverb client of the server holding both tables.
+      n_step: N of the N-step transitions (both tables).
+      discount: the agent's discount, applied within the N steps.
+      reward: eq. 2, r(o_{t+1}, d_{t+1}).
+      imitation_table: table of goal-conditioned, imitation-reward items.
+      task_table: table of unconditional, task-reward items.
+      imitation_priority: priority of new imitation items (the learner
+        replaces it with the TD error; high so new items are sampled soon).
+      task_priority: priority of new task items (that table samples uniformly).
+      max_in_flight_items: see `reverb.TrajectoryWriter.flush`.
     """
-    self._imitation_adder = imitation_adder
-    self._task_adder = task_adder
+    super().__init__(client, n_step, discount,
+                     max_in_flight_items=max_in_flight_items)
     self._reward = reward
+    self._tables = ((imitation_table, imitation_priority, IMITATION_REWARD),
+                    (task_table, task_priority, TASK_REWARD))
     self._goal: Optional[types.NestedArray] = None
 
   def add_first(self, timestep: dm_env.TimeStep):
-    _check_finite('observation', timestep.observation)
+    _check_finite(observation=timestep.observation)
+    super().add_first(timestep)
     self._goal = timestep.observation[imitation.GOAL]
-    self._imitation_adder.add_first(timestep)
-    self._task_adder.add_first(_without_goal(timestep))
 
   def add(self, action: types.NestedArray, next_timestep: dm_env.TimeStep,
           extras: types.NestedArray = ()):
     if self._goal is None:
       raise ValueError('ImitationRewardAdder.add called before add_first.')
-    _check_finite('observation', next_timestep.observation)
-    _check_finite('action', action)
-    _check_finite('task reward', next_timestep.reward)
-    observation = next_timestep.observation[imitation.OBSERVATION]
-    imitation_reward = self._reward(observation, self._goal)
-    reward_dtype = np.asarray(next_timestep.reward).dtype
-    self._imitation_adder.add(
-        action,
-        next_timestep._replace(
-            reward=np.asarray(imitation_reward, dtype=reward_dtype)),
-        extras)
-    self._task_adder.add(action, _without_goal(next_timestep), extras)
-    self._goal = next_timestep.observation[imitation.GOAL]
-    if next_timestep.last():
-      self._goal = None
+    _check_finite(observation=next_timestep.observation, action=action,
+                  task_reward=next_timestep.reward)
+    task_reward = np.asarray(next_timestep.reward)
+    imitation_reward = self._reward(
+        next_timestep.observation[imitation.OBSERVATION], self._goal)
+    self._goal = (None if next_timestep.last() else
+                  next_timestep.observation[imitation.GOAL])
+    super().add(action, next_timestep._replace(reward={
+        IMITATION_REWARD: np.asarray(imitation_reward, task_reward.dtype),
+        TASK_REWARD: task_reward}), extras)
 
   def reset(self):
+    super().reset()
     self._goal = None
-    self._imitation_adder.reset()
-    self._task_adder.reset()
+
+  def _write(self):
+    # Acme's NStepTransitionAdder._write, creating one item per table from the
+    # same history instead of one transition for all tables.
+    history = self._writer.history
+    first = lambda column: column[self._first_idx]
+    observation, action = tree.map_structure(
+        first, (history['observation'], history['action']))
+    next_observation = tree.map_structure(lambda column: column[self._last_idx],
+                                          history['observation'])
+    extras = (tree.map_structure(first, history['extras'])
+              if 'extras' in history else ())
+    step_rewards, step_discounts = tree.map_structure(
+        lambda column: column[self._first_idx:self._last_idx].numpy(),
+        (history['reward'], history['discount']))
+    n_step_return, total_discount = self._compute_cumulative_quantities(
+        step_rewards, step_discounts)
+    self._writer.append(
+        dict(n_step_return=n_step_return, total_discount=total_discount),
+        partial_step=self._writer.episode_steps <= self._last_idx)
+    if 'n_step_return' not in history:
+      # First write of this writer: the append above created these columns.
+      # Afterwards `history` holds the writer's live columns, which already
+      # reference the appended step, so it is not rebuilt on every write.
+      history = self._writer.history
+    for table, priority, reward_key in self._tables:
+      if reward_key == TASK_REWARD:
+        item_observation = observation[imitation.OBSERVATION]
+        item_next_observation = next_observation[imitation.OBSERVATION]
+      else:
+        item_observation, item_next_observation = observation, next_observation
+      self._writer.create_item(
+          table=table, priority=priority,
+          trajectory=types.Transition(
+              observation=item_observation,
+              action=action,
+              reward=history['n_step_return'][reward_key][-1],
+              discount=history['total_discount'][reward_key][-1],
+              next_observation=item_next_observation,
+              extras=extras))
+    self._writer.flush(self._max_in_flight_items)
 
 
-def _without_goal(timestep: dm_env.TimeStep) -> dm_env.TimeStep:
-  return timestep._replace(observation=timestep.observation[imitation.OBSERVATION])
+def _check_finite(**named_values: types.NestedArray):
+  """Raises, naming the input, if any float leaf holds NaN or inf.
 
-
-def _check_finite(what: str, value: types.NestedArray):
-  for leaf in tree.flatten(value):
-    array = np.asarray(leaf)
-    if array.dtype.kind in 'fc' and not np.all(np.isfinite(array)):
-      raise ValueError(f'ImitationRewardAdder: {what} holds NaN or inf; '
-                       'nothing was written to replay.')
+  One vectorised check over all leaves (the common, finite case); only on
+  failure are the inputs checked one by one to name the culprit.
+  """
+  leaves = [np.asarray(leaf) for leaf in tree.flatten(named_values)]
+  floats = [leaf.ravel() for leaf in leaves if leaf.dtype.kind in 'fc']
+  if not floats or np.isfinite(np.concatenate(floats)).all():
+    return
+  for name, value in named_values.items():
+    if not all(np.isfinite(np.asarray(leaf)).all()
+               for leaf in tree.flatten(value)
+               if np.asarray(leaf).dtype.kind in 'fc'):
+      raise ValueError(f'ImitationRewardAdder: {name.replace("_", " ")} holds '
+                       'NaN or inf; nothing was written to replay.')

@@ -131,16 +131,14 @@ class MetaMimicBuilder(d4pg_agent.D4PGBuilder):
                            replay_client: reverb.Client) -> acme_adders.Adder:
     """Writes imitation steps to both tables (imitation and task reward)."""
     config = self._config
-    make = lambda table, priority: reverb_adders.NStepTransitionAdder(
-        priority_fns={table: lambda unused_step: priority},
+    return adders.ImitationRewardAdder(
         client=replay_client,
         n_step=config.n_step,
-        discount=config.discount)
-    return adders.ImitationRewardAdder(
-        imitation_adder=make(config_lib.IMITATION_TABLE,
-                             config.initial_priority),
-        task_adder=make(config_lib.TASK_TABLE, 1.),
-        reward=self.make_imitation_reward())
+        discount=config.discount,
+        reward=self.make_imitation_reward(),
+        imitation_table=config_lib.IMITATION_TABLE,
+        task_table=config_lib.TASK_TABLE,
+        imitation_priority=config.initial_priority)
 
   def make_imitation_environment(
       self,

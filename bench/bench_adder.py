@@ -7,8 +7,13 @@ interleaved rounds over the same recorded steps (episodes of --episode_length):
 - reward: `rewards.ImitationReward` (eq. 2) on (o_{t+1}, d_{t+1});
 - stock_adder: one Acme `NStepTransitionAdder` writing (o, a, r_task) to the
   task table (what a D4PG actor does);
-- imitation_adder: `ImitationRewardAdder`: finiteness checks, eq. 2, and the
-  writes to the imitation table ({o, goal}) and the task table (o).
+- imitation_adder: `ImitationRewardAdder`: finiteness checks, eq. 2, one
+  append per step and two items (imitation table {o, goal}, task table o);
+- stock_goal_conditioned_adder: one stock `NStepTransitionAdder` writing
+  ({o, goal}, a, r) to the imitation table only (a goal-conditioned D4PG actor);
+  imitation_adder minus this is the cost of the second item and reward alone;
+- two_stock_adders: the previous design, kept as the "before" figure: eq. 2
+  and two stock `NStepTransitionAdder`s, one per table, each appending the step.
 
 The extra MetaMimic cost per step is imitation_adder - stock_adder, reported
 as a fraction of an env step (target <= 2%). Both tables are on one real
@@ -29,6 +34,7 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
 # pylint: disable=g-import-not-at-top,wrong-import-position
 from acme import specs
+from acme.adders import reverb as reverb_adders
 import dm_env
 import numpy as np
 import reverb
@@ -86,6 +92,12 @@ def bench_preset(preset, args, rng):
   reward = builder.make_imitation_reward()
   stock = builder.make_adder(client)
   ours = builder.make_imitation_adder(client)
+  two_stock = [reverb_adders.NStepTransitionAdder(
+      client, config.n_step, config.discount,
+      priority_fns={table: lambda unused, p=priority: p})
+               for table, priority in ((config_lib.IMITATION_TABLE,
+                                        config.initial_priority),
+                                       (config_lib.TASK_TABLE, 1.))]
 
   def run_reward():
     for _, conditioned, _ in data:
@@ -102,9 +114,28 @@ def bench_preset(preset, args, rng):
           adder.add(action, step)
     return run
 
+  def run_two_stock_adders():
+    imitation_adder, task_adder = two_stock
+    for plain, conditioned, acts in data:
+      imitation_adder.add_first(conditioned[0])
+      task_adder.add_first(plain[0])
+      for action, previous, step, plain_step in zip(
+          acts, conditioned, conditioned[1:], plain[1:]):
+        r_imitate = reward(step.observation[imitation.OBSERVATION],
+                           previous.observation[imitation.GOAL])
+        imitation_adder.add(action, step._replace(reward=np.asarray(
+            r_imitate, np.float32)))
+        task_adder.add(action, plain_step)
+
+  goal_conditioned = reverb_adders.NStepTransitionAdder(
+      client, config.n_step, config.discount,
+      priority_fns={config_lib.IMITATION_TABLE:
+                    lambda unused: config.initial_priority})
   variants = {'reward': run_reward,
               'stock_adder': run_adder(stock, False),
-              'imitation_adder': run_adder(ours, True)}
+              'stock_goal_conditioned_adder': run_adder(goal_conditioned, True),
+              'imitation_adder': run_adder(ours, True),
+              'two_stock_adders': run_two_stock_adders}
   num_steps = sum(len(acts) for _, _, acts in data)
   for run in variants.values():  # Warm-up.
     run()
@@ -127,16 +158,24 @@ def bench_preset(preset, args, rng):
           'imitation_adder': round(per_step['imitation_adder'] / env_step_s,
                                    4),
           'imitation_adder_minus_stock': round(extra / env_step_s, 4),
+          'imitation_adder_minus_goal_conditioned': round(
+              (per_step['imitation_adder'] -
+               per_step['stock_goal_conditioned_adder']) / env_step_s, 4),
+          'two_stock_adders_minus_stock': round(
+              (per_step['two_stock_adders'] - per_step['stock_adder']) /
+              env_step_s, 4),
       },
       'imitation_adder_vs_stock_adder': round(
           per_step['imitation_adder'] / per_step['stock_adder'], 3),
+      'imitation_adder_vs_two_stock_adders': round(
+          per_step['imitation_adder'] / per_step['two_stock_adders'], 3),
       'target_extra_le_2pct_of_env_step': bool(extra / env_step_s <= 0.02),
       'target_reward_le_2pct_of_env_step': bool(
           per_step['reward'] / env_step_s <= 0.02),
       'table_sizes': {k: v.current_size
                       for k, v in client.server_info().items()},
   }
-  del stock, ours, variants
+  del stock, ours, two_stock, goal_conditioned, variants
   gc.collect()
   server.stop()
   return result

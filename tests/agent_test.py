@@ -4,9 +4,11 @@ import dataclasses
 
 import acme
 from acme import specs
+from acme.adders import reverb as reverb_adders
 import numpy as np
 import pytest
 import reverb
+import tree
 
 from acme_metamimic import agent as agent_lib
 from acme_metamimic import builder as builder_lib
@@ -115,6 +117,62 @@ def test_adder_writes_imitation_reward_with_goal_and_task_reward_without(
     assert task_item.reward == pytest.approx(r_task)
     assert set(task_item.observation) == set(env.observation_spec())
   server.stop()
+
+
+def _item_contents(client, table):
+  """Every distinct item of `table`, as (priority, flattened byte strings)."""
+  contents = set()
+  for sample in _samples(client, table, num_samples=2000):
+    contents.add((sample.info.priority, tuple(
+        np.asarray(leaf).tobytes() for leaf in tree.flatten(sample.data))))
+  return contents
+
+
+def test_single_writer_adder_matches_two_stock_n_step_adders(env, demos):
+  """One write per step gives exactly the items of two stock Acme adders."""
+  config = config_lib.features_config(n_step=3, discount=0.9,
+                                      early_termination='none',
+                                      min_replay_size=1)
+  builder = builder_lib.MetaMimicBuilder(config)
+  im_env = builder.make_imitation_environment(
+      env, [_shortened(demos[0], 9)], seed=0)
+  reward = builder.make_imitation_reward()
+  rng = np.random.default_rng(1)
+  timesteps, actions = [im_env.reset()], []
+  while not timesteps[-1].last():
+    actions.append(rng.uniform(-1, 1, 9).astype(np.float32))
+    timesteps.append(im_env.step(actions[-1]))
+  assert len(actions) == 9
+
+  ours_server, ours = _server(builder, env)
+  adder = builder.make_imitation_adder(ours)
+  adder.add_first(timesteps[0])
+  for action, timestep in zip(actions, timesteps[1:]):
+    adder.add(action, timestep)
+
+  stock_server, stock = _server(builder, env)
+  stock_adder = lambda table, priority: reverb_adders.NStepTransitionAdder(
+      stock, n_step=3, discount=0.9,
+      priority_fns={table: lambda unused: priority})
+  imitation_adder = stock_adder('imitation', config.initial_priority)
+  task_adder = stock_adder('task', 1.)
+  without_goal = lambda t: t._replace(observation=t.observation['observation'])
+  imitation_adder.add_first(timesteps[0])
+  task_adder.add_first(without_goal(timesteps[0]))
+  for previous, action, timestep in zip(timesteps, actions, timesteps[1:]):
+    r_imitate = reward(timestep.observation['observation'],
+                       previous.observation['goal'])
+    imitation_adder.add(action, timestep._replace(
+        reward=np.float32(r_imitate)))
+    task_adder.add(action, without_goal(timestep))
+
+  for table in ('imitation', 'task'):
+    expected = _item_contents(stock, table)
+    # (s0->s1), (s0->s2), (s0->s3), ..., (s6->s9), then (s7->s9), (s8->s9).
+    assert len(expected) == 11
+    assert _item_contents(ours, table) == expected, table
+  ours_server.stop()
+  stock_server.stop()
 
 
 def test_adder_rejects_non_finite_input_and_writes_nothing(env, demos):
