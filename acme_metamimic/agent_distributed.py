@@ -16,7 +16,12 @@ Node groups (each can be mapped to its own resources by a launcher):
                         training demos (style A); the task policy
 
 Every node body is a method, as in Acme's `DistributedD4PG`; all agent pieces
-come from `MetaMimicBuilder`. Learners and the counter are wrapped in Acme's
+come from `MetaMimicBuilder`. The paper's baselines (`baselines.BASELINES`) are
+the same program: without imitation (D4PG, D4PGfD, D4PG + curriculum) it has
+no imitation learner, actors or evaluators and the coordinator counts task
+learner steps; task actors may start from demo states
+(`CurriculumStartEnvironment`); D4PGfD writes the training demos (with their
+actions) into the task table once, when its task learner first starts. Learners and the counter are wrapped in Acme's
 `CheckpointingRunner` with fixed directories under the workdir, so starting the
 program again with the same workdir resumes learner steps, optimizer state,
 counts and replay.
@@ -39,6 +44,7 @@ import dm_env
 import launchpad as lp
 import reverb
 
+from acme_metamimic import baselines as baselines_lib
 from acme_metamimic import builder as builder_lib
 from acme_metamimic import config as config_lib
 from acme_metamimic import csv_logs
@@ -53,6 +59,9 @@ DemonstrationsFactory = Callable[[str], Sequence[dataset.Demonstration]]
 TRAIN = 'train'
 VALIDATION = 'validation'
 SUMMARY_FILE = 'summary.json'
+# Written once the D4PGfD demo transitions are in replay and replay has been
+# checkpointed with them; a resumed run then does not insert them again.
+DEMO_TRANSITIONS_MARKER = 'demo_transitions_inserted.json'
 EVALUATORS = ('imitation_validation', 'imitation_train', 'task')
 
 
@@ -88,6 +97,9 @@ class DistributedMetaMimic:
       environment_spec: Optional[specs.EnvironmentSpec] = None,
       log_every: float = 5.,
       checkpoint_minutes: int = 1,
+      baseline: baselines_lib.Baseline = baselines_lib.BASELINES['metamimic'],
+      demo_transitions_factory: Optional[
+          Callable[[], Sequence[dataset.Demonstration]]] = None,
   ):
     """Creates the program definition.
 
@@ -99,14 +111,27 @@ class DistributedMetaMimic:
       config: hyperparameters; its actor counts size the actor groups.
       workdir: where logs, checkpoints, replay checkpoints and the summary go.
       max_learner_steps: the coordinator ends the run once the imitation
-        learner has taken this many steps in total (across resumes).
+        learner (the task learner, for baselines without imitation) has taken
+        this many steps in total (across resumes).
       max_seconds: the coordinator ends the run after this much wall time.
       environment_spec: spec of the task environment (made if not given).
       log_every: seconds between log writes per node.
       checkpoint_minutes: period of learner, counter and replay checkpoints.
+      baseline: which of the paper's agents the program is; its config
+        overrides must already be applied to `config` (`Baseline.apply`).
+      demo_transitions_factory: the training demos *with actions*; required
+        when `baseline.demo_transitions` (D4PGfD).
     """
+    if not baseline.imitation and config.num_imitation_actors:
+      raise ValueError(f'Baseline {baseline.name!r} has no imitation: apply it '
+                       'to the config (num_imitation_actors=0) first.')
     if config.num_imitation_actors + config.num_task_actors < 1:
       raise ValueError('The program needs at least one actor.')
+    if baseline.demo_transitions and demo_transitions_factory is None:
+      raise ValueError(f'Baseline {baseline.name!r} inserts demo transitions: '
+                       'give demo_transitions_factory.')
+    self._baseline = baseline
+    self._demo_transitions_factory = demo_transitions_factory
     self._environment_factory = environment_factory
     self._network_factory = network_factory
     self._demonstrations_factory = demonstrations_factory
@@ -168,8 +193,24 @@ class DistributedMetaMimic:
     return self._learner('imitation_learner', True, replay, counter)
 
   def task_learner(self, replay: reverb.Client, counter: counting.Counter):
-    """The task learner (Algorithm 4)."""
+    """The task learner (Algorithm 4); D4PGfD first inserts the demos."""
+    if self._baseline.demo_transitions:
+      self._insert_demo_transitions(replay)
     return self._learner('task_learner', False, replay, counter)
+
+  def _insert_demo_transitions(self, replay: reverb.Client):
+    """Writes the training demos into the task table, once per workdir."""
+    marker = os.path.join(self._workdir, DEMO_TRANSITIONS_MARKER)
+    if os.path.exists(marker):
+      return  # The replay checkpoint already holds them.
+    written = baselines_lib.insert_demonstrations(
+        self._demo_transitions_factory(), self._builder.make_adder(replay))
+    replay.checkpoint()
+    os.makedirs(self._workdir, exist_ok=True)
+    with open(marker, 'w') as f:
+      json.dump({'demo_steps': written}, f)
+    print(f'[metamimic] {self._baseline.name}: {written} demo steps written '
+          'to the task table', flush=True)
 
   def _loop(self, label: str, environment: dm_env.Environment,
             actor: acme.Actor, counter: counting.Counter,
@@ -208,8 +249,17 @@ class DistributedMetaMimic:
         self._policy(False, self._config.sigma),
         adder=self._builder.make_adder(replay),
         variable_source=variable_source)
-    return self._loop('task_actor', self._environment_factory(2000 + actor_id),
-                      actor, counter, False)
+    return self._loop('task_actor', self.task_environment(actor_id), actor,
+                      counter, False)
+
+  def task_environment(self, actor_id: int) -> dm_env.Environment:
+    """A task actor's environment (from demo states under a curriculum)."""
+    environment = self._environment_factory(2000 + actor_id)
+    if self._baseline.task_curriculum:
+      environment = baselines_lib.CurriculumStartEnvironment(
+          environment, self._demonstrations_factory(TRAIN),
+          max_step=self._config.curriculum_max_step, seed=actor_id)
+    return environment
 
   def evaluator(self, variable_source: acme.VariableSource,
                 counter: counting.Counter, kind: str):
@@ -228,8 +278,12 @@ class DistributedMetaMimic:
                       goal_conditioned)
 
   def coordinator(self, counter: counting.Counter, replay: reverb.Client):
-    return Coordinator(counter, replay, self._workdir,
-                       self._max_learner_steps, self._max_seconds)
+    return Coordinator(
+        counter, replay, self._workdir, self._max_learner_steps,
+        self._max_seconds,
+        steps_key=('imitation_learner_steps' if self._baseline.imitation
+                   else 'task_learner_steps'),
+        baseline=self._baseline.name)
 
   def build(self, name: str = 'metamimic') -> lp.Program:
     """Builds the Launchpad program."""
@@ -242,24 +296,33 @@ class DistributedMetaMimic:
       counter = program.add_node(lp.CourierNode(self.counter))
     with program.group('coordinator'):
       program.add_node(lp.CourierNode(self.coordinator, counter, replay))
-    with program.group('imitation_learner'):
-      imitation_learner = program.add_node(
-          lp.CourierNode(self.imitation_learner, replay, counter))
+    imitation_learner = None
+    if self._baseline.imitation:
+      with program.group('imitation_learner'):
+        imitation_learner = program.add_node(
+            lp.CourierNode(self.imitation_learner, replay, counter))
     with program.group('task_learner'):
       task_learner = program.add_node(
           lp.CourierNode(self.task_learner, replay, counter))
-    with program.group('imitation_actor'):
-      for actor_id in range(self._config.num_imitation_actors):
-        program.add_node(lp.CourierNode(
-            self.imitation_actor, replay, imitation_learner, counter,
-            actor_id))
-    with program.group('task_actor'):
-      for actor_id in range(self._config.num_task_actors):
-        program.add_node(lp.CourierNode(
-            self.task_actor, replay, task_learner, counter, actor_id))
+    if self._config.num_imitation_actors:
+      with program.group('imitation_actor'):
+        for actor_id in range(self._config.num_imitation_actors):
+          program.add_node(lp.CourierNode(
+              self.imitation_actor, replay, imitation_learner, counter,
+              actor_id))
+    if self._config.num_task_actors:
+      with program.group('task_actor'):
+        for actor_id in range(self._config.num_task_actors):
+          program.add_node(lp.CourierNode(
+              self.task_actor, replay, task_learner, counter, actor_id))
     with program.group('evaluator'):
       for kind in EVALUATORS:
-        source = task_learner if kind == 'task' else imitation_learner
+        if kind == 'task':
+          source = task_learner
+        elif imitation_learner is not None:
+          source = imitation_learner
+        else:
+          continue
         program.add_node(lp.CourierNode(self.evaluator, source, counter, kind))
     return program
 
@@ -269,8 +332,12 @@ class Coordinator:
 
   def __init__(self, counter: counting.Counter, replay: reverb.Client,
                workdir: str, max_learner_steps: Optional[int],
-               max_seconds: Optional[float], poll_seconds: float = 5.):
+               max_seconds: Optional[float], poll_seconds: float = 5.,
+               steps_key: str = 'imitation_learner_steps',
+               baseline: str = 'metamimic'):
     self._counter = counter
+    self._steps_key = steps_key
+    self._baseline = baseline
     self._replay = replay
     self._workdir = workdir
     self._max_learner_steps = max_learner_steps
@@ -282,7 +349,7 @@ class Coordinator:
             for name, info in self._replay.server_info().items()}
 
   def _done(self, counts: Dict[str, float], elapsed: float) -> bool:
-    steps = counts.get('imitation_learner_steps', 0)
+    steps = counts.get(self._steps_key, 0)
     return ((self._max_learner_steps is not None and
              steps >= self._max_learner_steps) or
             (self._max_seconds is not None and elapsed >= self._max_seconds))
@@ -305,6 +372,7 @@ class Coordinator:
       time.sleep(self._poll_seconds)
     self._replay.checkpoint()
     summary = dict(counts=counts, elapsed_seconds=elapsed,
+                   baseline=self._baseline, steps_key=self._steps_key,
                    workdir=self._workdir, table_sizes=self._table_sizes())
     for kind in EVALUATORS:
       rows = csv_logs.read_csv_log(self._workdir, f'evaluator_{kind}')

@@ -12,8 +12,9 @@ of them is a separate agent here: each is a `Baseline`, i.e.
 - `demo_transitions`: the training demos, loaded with `include_actions=True`,
   are written into the task table once (`insert_demonstrations`).
 
-`launch/run_local.py` does not read these yet; the hook it needs is described
-in docs/results.md ("Baselines").
+`launch/run_local.py --baseline=NAME` runs any of them: it applies the
+overrides and passes the `Baseline` to `DistributedMetaMimic`, which leaves out
+the imitation nodes, wraps task-actor environments and inserts the demos.
 """
 
 import dataclasses

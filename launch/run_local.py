@@ -24,6 +24,7 @@ import psutil
 from launchpad.nodes.python import local_multi_processing
 
 from acme_metamimic import agent_distributed
+from acme_metamimic import baselines
 from acme_metamimic import config as config_lib
 from acme_metamimic import presets
 from acme_metamimic.demonstrations import dataset
@@ -49,12 +50,15 @@ _NUM_IMITATION_ACTORS = flags.DEFINE_integer('num_imitation_actors', 2,
 _NUM_TASK_ACTORS = flags.DEFINE_integer('num_task_actors', 1, 'Task actors.')
 _MAX_LEARNER_STEPS = flags.DEFINE_integer(
     'max_learner_steps', None, 'Stop at this many imitation learner steps '
-    '(counted across resumes).')
+    '(task learner steps for the d4pg* baselines; counted across resumes).')
 _MAX_SECONDS = flags.DEFINE_float('max_seconds', 240.,
                                   'Stop after this many seconds of training.')
 _SEED = flags.DEFINE_integer('seed', 0, 'Seed (also draws learning rates).')
 _CURRICULUM = flags.DEFINE_bool('demo_curriculum', False,
                                 'Start imitation episodes within demos.')
+_BASELINE = flags.DEFINE_string(
+    'baseline', 'metamimic', 'Which agent of the paper to run: one of '
+    f'{sorted(baselines.BASELINES)} (d4pg* have no imitation actors).')
 _LAUNCH_TYPE = flags.DEFINE_string('launch_type', 'local_mp',
                                    'Launchpad launch type.')
 _CHECKPOINT_MINUTES = flags.DEFINE_integer(
@@ -71,8 +75,15 @@ def check_flags():
     presets.get(_PRESET.value)
   except ValueError as e:
     raise app.UsageError(f'--preset: {e}') from e
+  try:
+    baseline = baselines.get(_BASELINE.value)
+  except ValueError as e:
+    raise app.UsageError(f'--baseline: {e}') from e
   if _NUM_IMITATION_ACTORS.value < 0 or _NUM_TASK_ACTORS.value < 0:
     raise app.UsageError('Actor counts must be non-negative.')
+  if not baseline.imitation and _NUM_TASK_ACTORS.value == 0:
+    raise app.UsageError(f'--baseline={baseline.name} has no imitation '
+                         'actors: give --num_task_actors >= 1.')
   if _NUM_IMITATION_ACTORS.value + _NUM_TASK_ACTORS.value == 0:
     raise app.UsageError('--num_imitation_actors and --num_task_actors are '
                          'both 0: the program needs at least one actor.')
@@ -108,14 +119,20 @@ def make_program_definition(
   `demo_paths` ('train'/'validation' -> path) defaults to the absolute
   --demos/--validation_demos paths.
   """
-  config = config_lib.features_config(
+  baseline = baselines.get(_BASELINE.value)
+  config = baseline.apply(config_lib.features_config(
       num_imitation_actors=num_imitation_actors,
       num_task_actors=num_task_actors, seed=_SEED.value,
-      demo_curriculum=_CURRICULUM.value, variable_update_period=100)
+      demo_curriculum=_CURRICULUM.value, variable_update_period=100))
   if demo_paths is None:
     demo_paths = {agent_distributed.TRAIN: os.path.abspath(_DEMOS.value),
                   agent_distributed.VALIDATION: os.path.abspath(
                       _VALIDATION_DEMOS.value)}
+  demo_transitions_factory = None
+  if baseline.demo_transitions:
+    demo_transitions_factory = functools.partial(
+        baselines.load_demonstrations_with_actions, _PRESET.value,
+        demo_paths[agent_distributed.TRAIN])
   return agent_distributed.DistributedMetaMimic(
       environment_factory=functools.partial(presets.make_environment,
                                             _PRESET.value),
@@ -127,7 +144,9 @@ def make_program_definition(
       workdir=workdir,
       max_learner_steps=_MAX_LEARNER_STEPS.value,
       max_seconds=_MAX_SECONDS.value,
-      checkpoint_minutes=_CHECKPOINT_MINUTES.value)
+      checkpoint_minutes=_CHECKPOINT_MINUTES.value,
+      baseline=baseline,
+      demo_transitions_factory=demo_transitions_factory)
 
 
 def main(argv):
@@ -199,6 +218,7 @@ def stop_nodes(grace_seconds: float = 20.):
 def print_summary(summary, wall_seconds: float):
   counts = summary['counts']
   lines = ['', '=== MetaMimic summary ===',
+           f'agent                 {summary.get("baseline", "metamimic")}',
            f'wall time             {wall_seconds:.0f} s',
            f'imitation learner     {counts.get("imitation_learner_steps", 0):.0f}'
            ' steps',

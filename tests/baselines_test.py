@@ -5,10 +5,14 @@ import pytest
 import reverb
 
 from acme import specs
+from acme_metamimic import agent_distributed
 from acme_metamimic import baselines
 from acme_metamimic import builder as builder_lib
 from acme_metamimic import config as config_lib
+from acme_metamimic import environments
+from acme_metamimic import multihost
 from acme_metamimic.demonstrations import dataset
+from acme_metamimic.demonstrations import scripted
 from acme.adders import reverb as reverb_adders
 from dm_env import specs as dm_specs
 
@@ -70,3 +74,71 @@ def test_insert_demonstrations_into_task_table():
     baselines.insert_demonstrations([_demo(2, 2, actions=False)],
                                     builder.make_adder(client))
   server.stop()
+
+
+@pytest.fixture(scope='module')
+def jaco_demos():
+  environment = environments.make_environment('features', seed=5)
+  demonstrator = scripted.ScriptedDemonstrator('A', seed=5)
+  episode = scripted.run_episode(environment, demonstrator)
+  return [dataset.Demonstration(
+      observations={k: np.stack([o[k] for o in episode['observations']])
+                    for k in episode['observations'][0]},
+      physics_states=episode['physics_states'], rewards=episode['rewards'],
+      success=episode['success'], episode_id=0)]
+
+
+def _program_definition(name, demos, workdir):
+  baseline = baselines.get(name)
+  config = baseline.apply(config_lib.features_config(
+      num_imitation_actors=2, num_task_actors=1, curriculum_max_step=5))
+  return agent_distributed.DistributedMetaMimic(
+      environment_factory=lambda seed: environments.make_environment(
+          'features', seed=seed),
+      network_factory=lambda spec, goal_conditioned: None,
+      demonstrations_factory=lambda split: demos,
+      config=config, workdir=str(workdir), max_seconds=1., baseline=baseline,
+      demo_transitions_factory=lambda: demos)
+
+
+def test_each_baseline_program_has_only_its_nodes(jaco_demos, tmp_path):
+  without_imitation = {'replay': 1, 'counter': 1, 'coordinator': 1,
+                       'task_learner': 1, 'task_actor': 1, 'evaluator': 1}
+  expected = {
+      'metamimic': dict(without_imitation, imitation_learner=1,
+                        imitation_actor=2, evaluator=3),
+      'd4pg': without_imitation, 'd4pgfd': without_imitation,
+      'd4pg_curriculum': without_imitation}
+  expected['metamimic_curriculum'] = expected['metamimic']
+  assert set(expected) == set(baselines.BASELINES)
+  for name, sizes in expected.items():
+    program = _program_definition(name, jaco_demos, tmp_path).build()
+    assert multihost.group_sizes(program) == sizes, name
+
+
+def test_config_must_have_the_baseline_applied(jaco_demos, tmp_path):
+  with pytest.raises(ValueError, match='apply it'):
+    agent_distributed.DistributedMetaMimic(
+        environment_factory=environments.make_environment,
+        network_factory=lambda spec, goal_conditioned: None,
+        demonstrations_factory=lambda split: jaco_demos,
+        config=config_lib.features_config(), workdir=str(tmp_path),
+        baseline=baselines.get('d4pg'))
+
+
+def test_curriculum_task_actors_start_from_demo_states(jaco_demos, tmp_path):
+  demo = jaco_demos[0]
+  plain = _program_definition('d4pg', jaco_demos, tmp_path).task_environment(0)
+  assert not isinstance(plain, baselines.CurriculumStartEnvironment)
+  environment = _program_definition(
+      'd4pg_curriculum', jaco_demos, tmp_path).task_environment(0)
+  assert isinstance(environment, baselines.CurriculumStartEnvironment)
+  starts = set()
+  for _ in range(12):
+    features = environment.reset().observation['features']
+    # The start is exactly one of the demo's first curriculum_max_step frames.
+    matches = [t for t in range(len(demo.physics_states)) if np.array_equal(
+        features, demo.observations['features'][t])]
+    assert matches and matches[0] < 5, matches
+    starts.add(matches[0])
+  assert len(starts) > 1

@@ -90,6 +90,37 @@ def test_program_runs_then_resumes(tmp_path, demo_dirs):
   assert summary['counts']['imitation_learner_steps'] >= 40
 
 
+def test_d4pgfd_baseline_runs_task_nodes_only_and_inserts_demos_once(
+    tmp_path, demo_dirs):
+  workdir = str(tmp_path / 'd4pgfd')
+  summary, output = _run(workdir, demo_dirs, '--baseline=d4pgfd',
+                         '--max_learner_steps=20', '--max_seconds=300')
+  assert summary['baseline'] == 'd4pgfd'
+  counts = summary['counts']
+  # The coordinator stops on task learner steps; no imitation node ran.
+  assert counts['task_learner_steps'] >= 20
+  assert counts['task_actor_steps'] > 0
+  assert not any(k.startswith('imitation') for k in counts), counts
+  with open(os.path.join(workdir, 'demo_transitions_inserted.json')) as f:
+    demo_steps = json.load(f)['demo_steps']
+  assert demo_steps > 100  # 3 scripted demos of up to 400 steps.
+  assert output.count('demo steps written to the task table') == 1
+  sizes = summary['table_sizes']
+  assert sizes['imitation'] == 0
+  assert sizes['task'] >= demo_steps
+  assert _log_rows(workdir, 'evaluator_task')
+  assert not os.path.exists(os.path.join(workdir, 'logs',
+                                         'evaluator_imitation_validation'))
+
+  summary, output = _run(workdir, demo_dirs, '--baseline=d4pgfd',
+                         '--max_learner_steps=30', '--max_seconds=300')
+  assert 'demo steps written to the task table' not in output
+  assert summary['counts']['task_learner_steps'] >= 30
+  # Restored from the replay checkpoint (items written after the coordinator's
+  # final checkpoint are not in it), demos included, and none inserted again.
+  assert summary['table_sizes']['task'] >= demo_steps
+
+
 def _actor_process(root_pid, title):
   for process in psutil.Process(root_pid).children(recursive=True):
     try:
