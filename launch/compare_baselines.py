@@ -1,0 +1,176 @@
+"""Runs the paper's agents under one budget and tabulates their task policies.
+
+    python launch/compare_baselines.py --root=workdir/baselines --max_seconds=360
+
+For each --baselines entry (MetaMimic and the Fig. 8 baselines), in turn:
+`launch/run_local.py --baseline=NAME` into <root>/<NAME> with the same wall
+time, seed, demo sets and number of actor processes (--num_actors: MetaMimic
+splits them into imitation actors and one task actor, the D4PG baselines use
+them all as task actors), then `launch/evaluate.py` on its checkpoints. Runs
+are sequential, so each gets the whole machine. Writes
+
+- <root>/comparison.json and <root>/comparison.md: per agent, learner and
+  actor steps and the task policy from every held-out and training demo's
+  start (task return, % of the demo's return, success rate), plus one-shot
+  imitation (MetaMimic agents only);
+- <root>/report/fig8_baselines.png (`launch/report.py --fig8`): the task
+  evaluator's return over the run, one curve per agent.
+
+A workdir that already has evaluation.json is not run again (delete it, or
+the workdir, to rerun), so an interrupted comparison continues where it was.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+from absl import app
+from absl import flags
+
+from acme_metamimic import baselines
+from acme_metamimic.demonstrations import recording
+
+_ROOT = flags.DEFINE_string('root', 'workdir/baselines',
+                            'One workdir per agent is made under this.')
+_BASELINES = flags.DEFINE_list(
+    'baselines', ['metamimic', 'd4pg', 'd4pgfd', 'd4pg_curriculum',
+                  'metamimic_curriculum'],
+    f'Agents to run, from {sorted(baselines.BASELINES)}.')
+_MAX_SECONDS = flags.DEFINE_integer('max_seconds', 360,
+                                    'Training wall time per agent.')
+_NUM_ACTORS = flags.DEFINE_integer('num_actors', 3,
+                                   'Actor processes per agent.')
+_NUM_DEMOS = flags.DEFINE_integer('num_demos', 20, 'Training demos (style A).')
+_NUM_VALIDATION_DEMOS = flags.DEFINE_integer('num_validation_demos', 10,
+                                             'Held-out demos (style B).')
+_NUM_EPISODES = flags.DEFINE_integer('num_episodes', 10,
+                                     'Demos per split in the evaluation.')
+_SEED = flags.DEFINE_integer('seed', 0, 'Seed of every run and the demos.')
+
+LAUNCH = os.path.dirname(os.path.abspath(__file__))
+COLUMNS = (
+    ('agent', None), ('task learner steps', 'task_learner_steps'),
+    ('imitation learner steps', 'imitation_learner_steps'),
+    ('task actor env steps', 'task_actor_steps'),
+    ('imitation actor env steps', 'imitation_actor_steps'))
+METRICS = (
+    ('task return (held-out starts)', 'task_policy_validation', 'task_return'),
+    ('% of demo return (held-out)', 'task_policy_validation',
+     'task_return_pct_of_demo'),
+    ('success (held-out)', 'task_policy_validation', 'success_rate'),
+    ('task return (train starts)', 'task_policy_train', 'task_return'),
+    ('imitation return held-out', 'imitation_validation', 'imitation_return'),
+    ('imitation return train', 'imitation_train', 'imitation_return'),
+)
+
+
+def actor_flags(baseline: baselines.Baseline, num_actors: int):
+  if baseline.imitation:
+    return [f'--num_imitation_actors={max(num_actors - 1, 1)}',
+            '--num_task_actors=1']
+  return ['--num_imitation_actors=0', f'--num_task_actors={num_actors}']
+
+
+def run(command, log_path):
+  """Runs `command`, its output to log_path (and a tail on failure)."""
+  print(f'[compare] $ {" ".join(command)}', flush=True)
+  with open(log_path, 'w') as log:
+    result = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT)
+  if result.returncode:
+    with open(log_path) as f:
+      tail = f.read()[-3000:]
+    raise RuntimeError(f'{command[1]} failed (exit {result.returncode}); '
+                       f'log: {log_path}\n{tail}')
+
+
+def ensure_demos(root):
+  paths = {}
+  for split, style, count, seed in (
+      ('train', 'A', _NUM_DEMOS.value, _SEED.value),
+      ('validation', 'B', _NUM_VALIDATION_DEMOS.value, _SEED.value + 10_000)):
+    paths[split] = os.path.join(root, f'demos_{split}')
+    if not os.path.isdir(paths[split]):
+      recording.record_demonstrations(style, count, 'features', seed,
+                                      paths[split])
+  return paths
+
+
+def run_agent(name, root, demos):
+  """Trains and evaluates one agent; returns its row of the comparison."""
+  baseline = baselines.get(name)
+  workdir = os.path.join(root, name)
+  evaluation_path = os.path.join(workdir, 'evaluation.json')
+  demo_flags = [f'--demos={demos["train"]}',
+                f'--validation_demos={demos["validation"]}']
+  if not os.path.exists(evaluation_path):
+    os.makedirs(workdir, exist_ok=True)
+    start = time.time()
+    run([sys.executable, os.path.join(LAUNCH, 'run_local.py'),
+         f'--workdir={workdir}', f'--baseline={name}', f'--seed={_SEED.value}',
+         f'--max_seconds={_MAX_SECONDS.value}', '--make_demos=false',
+         *demo_flags, *actor_flags(baseline, _NUM_ACTORS.value)],
+        os.path.join(workdir, 'run_local.log'))
+    print(f'[compare] {name}: trained in {time.time() - start:.0f}s',
+          flush=True)
+    run([sys.executable, os.path.join(LAUNCH, 'evaluate.py'),
+         f'--workdir={workdir}', f'--num_episodes={_NUM_EPISODES.value}',
+         f'--output={evaluation_path}', *demo_flags],
+        os.path.join(workdir, 'evaluate.log'))
+  with open(os.path.join(workdir, 'summary.json')) as f:
+    counts = json.load(f)['counts']
+  with open(evaluation_path) as f:
+    metrics = json.load(f)['metrics']
+  row = {'agent': name}
+  for label, key in COLUMNS[1:]:
+    row[label] = counts.get(key)
+  for label, group, key in METRICS:
+    row[label] = metrics.get(group, {}).get(key)
+  return row
+
+
+def markdown(rows):
+  labels = [label for label, _ in COLUMNS] + [label for label, _, _ in METRICS]
+  lines = ['| ' + ' | '.join(labels) + ' |',
+           '|' + '---|' * len(labels)]
+  for row in rows:
+    cells = []
+    for label in labels:
+      value = row.get(label)
+      cells.append('' if value is None else (
+          value if isinstance(value, str) else f'{value:.4g}'))
+    lines.append('| ' + ' | '.join(cells) + ' |')
+  return '\n'.join(lines)
+
+
+def main(argv):
+  del argv
+  for name in _BASELINES.value:
+    try:
+      baselines.get(name)
+    except ValueError as e:
+      raise app.UsageError(f'--baselines: {e}') from e
+  root = os.path.abspath(_ROOT.value)
+  os.makedirs(root, exist_ok=True)
+  demos = ensure_demos(root)
+  rows = []
+  for name in _BASELINES.value:
+    rows.append(run_agent(name, root, demos))
+    with open(os.path.join(root, 'comparison.json'), 'w') as f:
+      json.dump(dict(rows=rows, max_seconds=_MAX_SECONDS.value,
+                     num_actors=_NUM_ACTORS.value, seed=_SEED.value,
+                     num_episodes=_NUM_EPISODES.value), f, indent=2)
+  table = markdown(rows)
+  with open(os.path.join(root, 'comparison.md'), 'w') as f:
+    f.write(table + '\n')
+  run([sys.executable, os.path.join(LAUNCH, 'report.py'),
+       f'--output_dir={os.path.join(root, "report")}',
+       *[f'--fig8={name}={os.path.join(root, name)}'
+         for name in _BASELINES.value]],
+      os.path.join(root, 'report.log'))
+  print(table, flush=True)
+
+
+if __name__ == '__main__':
+  app.run(main)
