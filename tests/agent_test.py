@@ -14,9 +14,11 @@ from acme_metamimic import agent as agent_lib
 from acme_metamimic import builder as builder_lib
 from acme_metamimic import config as config_lib
 from acme_metamimic import environments
+from acme_metamimic import learning
 from acme_metamimic import networks
 from acme_metamimic.demonstrations import dataset
 from acme_metamimic.demonstrations import scripted
+from acme_metamimic.environments import imitation
 
 KEYS = ('body', 'features')
 SMALL = dict(mlp_torso_sizes=(32,), policy_layer_sizes=(32,),
@@ -265,3 +267,44 @@ def test_imitation_learner_updates_priorities_and_task_table_gets_both(
   steps = agent.learner.imitation_learner._num_steps.numpy()
   assert steps > 0
   assert agent.learner.task_learner._num_steps.numpy() == steps
+
+
+def test_priorities_are_written_for_every_kth_batch_only(env, demos):
+  config = config_lib.features_config(
+      n_step=1, batch_size=8, min_replay_size=1, early_termination='none',
+      priority_update_period=3)
+  builder = builder_lib.MetaMimicBuilder(config)
+  server, client = _server(builder, env)
+  adder = builder.make_imitation_adder(client)
+  im_env = builder.make_imitation_environment(
+      env, [_shortened(demos[0], 20)], seed=0)
+  timestep = im_env.reset()
+  adder.add_first(timestep)
+  while not timestep.last():
+    timestep = im_env.step(np.zeros(9, np.float32))
+    adder.add(np.zeros(9, np.float32), timestep)
+  keys = {s.info.key for s in _samples(client, 'imitation')}
+  assert len(keys) == 20
+
+  spec = specs.make_environment_spec(env)
+  online, target = [networks.make_networks(
+      spec, observation_keys=KEYS, goal_conditioned=True, **SMALL)
+                    for _ in range(2)]
+  imitation_spec = imitation.imitation_environment_spec(spec)
+  for net in (online, target):
+    net.init(imitation_spec)
+  iterator = learning.PriorityUpdatingIterator(
+      builder.make_imitation_dataset_iterator(client), online, target,
+      client.server_address, 'imitation', config.discount,
+      update_period=config.priority_update_period)
+  updated = []
+  for _ in range(6):
+    client.mutate_priorities(
+        'imitation', updates={k: config.initial_priority for k in keys})
+    next(iterator)
+    # Updated items drop from 100 to about |TD error| and are then (almost)
+    # never drawn; untouched, all 20 equal-priority items show up.
+    seen = {s.info.key for s in _samples(client, 'imitation')}
+    updated.append(len(seen) < len(keys))
+  assert updated == [True, False, False, True, False, False]
+  server.stop()
