@@ -21,7 +21,8 @@ the same program: without imitation (D4PG, D4PGfD, D4PG + curriculum) it has
 no imitation learner, actors or evaluators and the coordinator counts task
 learner steps; task actors may start from demo states
 (`CurriculumStartEnvironment`); D4PGfD writes the training demos (with their
-actions) into the task table once, when its task learner first starts. Learners and the counter are wrapped in Acme's
+actions) into the task table once, when its task learner first starts.
+Learners and the counter are wrapped in Acme's
 `CheckpointingRunner` with fixed directories under the workdir, so starting the
 program again with the same workdir resumes learner steps, optimizer state,
 counts and replay.

@@ -227,8 +227,9 @@ def server_program(agent: agent_distributed.DistributedMetaMimic,
   for group in ACTOR_GROUPS:
     program.groups.pop(group, None)
   for group, address in exposed_addresses('localhost', base_port).items():
-    [node] = program.groups[group]
-    pin_address(node, address)
+    if group in program.groups:  # Baselines have no imitation learner.
+      [node] = program.groups[group]
+      pin_address(node, address)
   return program
 
 
@@ -244,10 +245,11 @@ def actor_program(agent: agent_distributed.DistributedMetaMimic,
   """
   program = agent.build(name=name)
   for group in EXPOSED_GROUPS:
-    [node] = program.groups[group]
-    pin_address(node, addresses[group])
+    if group in program.groups:  # Baselines have no imitation learner.
+      [node] = program.groups[group]
+      pin_address(node, addresses[group])
   for group in SERVER_GROUPS:
-    program.groups.pop(group)
+    program.groups.pop(group, None)
   for group, first in (('imitation_actor', first_imitation_actor),
                        ('task_actor', first_task_actor)):
     nodes = program.groups.pop(group, [])[first:]

@@ -142,3 +142,15 @@ def test_curriculum_task_actors_start_from_demo_states(jaco_demos, tmp_path):
     assert matches and matches[0] < 5, matches
     starts.add(matches[0])
   assert len(starts) > 1
+
+
+def test_baseline_program_splits_into_server_and_actor_hosts(jaco_demos,
+                                                             tmp_path):
+  definition = _program_definition('d4pg', jaco_demos, tmp_path)
+  server = multihost.server_program(definition, base_port=18900)
+  assert multihost.group_sizes(server) == {
+      'replay': 1, 'counter': 1, 'coordinator': 1, 'task_learner': 1,
+      'evaluator': 1}
+  actors = multihost.actor_program(
+      definition, multihost.exposed_addresses('10.0.0.1', 18900))
+  assert multihost.group_sizes(actors) == {'task_actor': 1}
