@@ -30,7 +30,6 @@ from absl import app
 from absl import flags
 
 from acme_metamimic import baselines
-from acme_metamimic.demonstrations import recording
 
 _ROOT = flags.DEFINE_string('root', 'workdir/baselines',
                             'One workdir per agent is made under this.')
@@ -85,18 +84,6 @@ def run(command, log_path):
                        f'log: {log_path}\n{tail}')
 
 
-def ensure_demos(root):
-  paths = {}
-  for split, style, count, seed in (
-      ('train', 'A', _NUM_DEMOS.value, _SEED.value),
-      ('validation', 'B', _NUM_VALIDATION_DEMOS.value, _SEED.value + 10_000)):
-    paths[split] = os.path.join(root, f'demos_{split}')
-    if not os.path.isdir(paths[split]):
-      recording.record_demonstrations(style, count, 'features', seed,
-                                      paths[split])
-  return paths
-
-
 def run_agent(name, root, demos):
   """Trains and evaluates one agent; returns its row of the comparison."""
   baseline = baselines.get(name)
@@ -107,9 +94,12 @@ def run_agent(name, root, demos):
   if not os.path.exists(evaluation_path):
     os.makedirs(workdir, exist_ok=True)
     start = time.time()
+    # run_local records the demo sets if they are missing (first agent only).
     run([sys.executable, os.path.join(LAUNCH, 'run_local.py'),
          f'--workdir={workdir}', f'--baseline={name}', f'--seed={_SEED.value}',
-         f'--max_seconds={_MAX_SECONDS.value}', '--make_demos=false',
+         f'--max_seconds={_MAX_SECONDS.value}', '--make_demos=true',
+         f'--num_demos={_NUM_DEMOS.value}',
+         f'--num_validation_demos={_NUM_VALIDATION_DEMOS.value}',
          *demo_flags, *actor_flags(baseline, _NUM_ACTORS.value)],
         os.path.join(workdir, 'run_local.log'))
     print(f'[compare] {name}: trained in {time.time() - start:.0f}s',
@@ -153,7 +143,8 @@ def main(argv):
       raise app.UsageError(f'--baselines: {e}') from e
   root = os.path.abspath(_ROOT.value)
   os.makedirs(root, exist_ok=True)
-  demos = ensure_demos(root)
+  demos = {split: os.path.join(root, f'demos_{split}')
+           for split in ('train', 'validation')}
   rows = []
   for name in _BASELINES.value:
     rows.append(run_agent(name, root, demos))
