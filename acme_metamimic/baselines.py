@@ -109,7 +109,8 @@ def load_demonstrations_with_actions(preset: str, path: str,
   from acme_metamimic import presets  # pylint: disable=g-import-not-at-top
   environment = presets.make_environment(preset, seed=0)
   return dataset.load_demonstrations(
-      path, specs.make_environment_spec(environment), preset,
+      path, specs.make_environment_spec(environment),
+      presets.get(preset).environment,
       state_size=environment.get_state().shape[0], max_episodes=max_episodes,
       include_actions=True).episodes
 

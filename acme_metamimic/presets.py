@@ -4,6 +4,11 @@
 `vision` (paper): 128x128 RGB from the front camera, paper ResNet torso; the
 policy sees only the image (eq. 2 still uses `body`).
 
+The network ablation (paper fig. 6) adds presets that differ only in their
+networks: `features_mlp64` / `features_mlp1024` (MLP widths around the
+default 256) and `vision_impala` / `vision_no_instance_norm`. A preset's
+`environment` names the `JacoStack` preset, which its demo sets record.
+
 The factories are module-level functions so that `functools.partial` of them
 pickles into Launchpad nodes.
 """
@@ -24,6 +29,7 @@ from acme_metamimic.demonstrations import dataset
 class Preset:
   """What differs between the CPU and the paper set-up."""
 
+  environment: str
   torso: str
   observation_keys: Sequence[str]
   mlp_torso_sizes: Sequence[int] = (256, 256)
@@ -31,11 +37,24 @@ class Preset:
   critic_layer_sizes: Sequence[int] = (512, 512, 256)
 
 
+def _features(width: int) -> Preset:
+  return Preset(environment='features', torso='mlp',
+                observation_keys=('body', 'features'),
+                mlp_torso_sizes=(width,), policy_layer_sizes=(width, width),
+                critic_layer_sizes=(width, width))
+
+
+def _vision(torso: str) -> Preset:
+  return Preset(environment='vision', torso=torso, observation_keys=('image',))
+
+
 PRESETS = {
-    'features': Preset(torso='mlp', observation_keys=('body', 'features'),
-                       mlp_torso_sizes=(256,), policy_layer_sizes=(256, 256),
-                       critic_layer_sizes=(256, 256)),
-    'vision': Preset(torso='paper_resnet', observation_keys=('image',)),
+    'features': _features(256),
+    'features_mlp64': _features(64),
+    'features_mlp1024': _features(1024),
+    'vision': _vision('paper_resnet'),
+    'vision_no_instance_norm': _vision('paper_resnet_no_instance_norm'),
+    'vision_impala': _vision('impala'),
 }
 
 
@@ -48,8 +67,7 @@ def get(preset: str) -> Preset:
 
 def make_environment(preset: str, seed: int) -> environments.JacoStack:
   """The plain task environment of a preset."""
-  get(preset)
-  return environments.make_environment(preset, seed=seed)
+  return environments.make_environment(get(preset).environment, seed=seed)
 
 
 def make_networks(preset: str, config: config_lib.MetaMimicConfig,
@@ -72,12 +90,19 @@ def load_demonstrations(preset: str, path: str,
   """Loads and validates a demo set against the preset's environment."""
   environment = make_environment(preset, seed=0)
   return dataset.load_demonstrations(
-      path, specs.make_environment_spec(environment), preset,
+      path, specs.make_environment_spec(environment), get(preset).environment,
       state_size=environment.get_state().shape[0],
       max_episodes=max_episodes).episodes
 
 
-def load_demonstration_split(preset: str, paths: Mapping[str, str],
-                             split: str) -> Sequence[dataset.Demonstration]:
-  """`DistributedMetaMimic`'s demonstrations factory: split -> demos."""
-  return load_demonstrations(preset, paths[split])
+def load_demonstration_split(
+    preset: str, paths: Mapping[str, str], split: str,
+    max_episodes: Optional[Mapping[str, int]] = None
+) -> Sequence[dataset.Demonstration]:
+  """`DistributedMetaMimic`'s demonstrations factory: split -> demos.
+
+  `max_episodes` (split -> count) keeps the first demos of a split, e.g. to
+  train on nested subsets of one large set (the demo-count ablation).
+  """
+  return load_demonstrations(preset, paths[split],
+                             max_episodes=(max_episodes or {}).get(split))

@@ -13,8 +13,19 @@ are sequential, so each gets the whole machine. Writes
   actor steps and the task policy from every held-out and training demo's
   start (task return, % of the demo's return, success rate), plus one-shot
   imitation (MetaMimic agents only);
-- <root>/report/fig8_baselines.png (`launch/report.py --fig8`): the task
-  evaluator's return over the run, one curve per agent.
+- <root>/report/fig8_task_policies.png (`launch/report.py --fig8`): the
+  task evaluator's return over the run, one curve per agent.
+
+With --demo_counts (the paper's fig. 5 ablation), every agent is trained
+once per count N, on the first N demos of one training set of max(N) demos
+(`run_local.py --max_train_demos=N`), into <root>/<NAME>_<N>demos; the
+recorder draws demos in sequence, so the sets are nested. The evaluation's
+training demos are the first --num_episodes, which every subset holds.
+report.py then draws fig5_generalization.png and fig5_demo_counts.png.
+
+With several --presets (the paper's fig. 6 network ablation, e.g.
+features,features_mlp64,features_mlp1024), every agent is trained once per
+preset, into <root>/<NAME>_<PRESET>, and report.py draws fig. 6.
 
 A workdir that already has evaluation.json is not run again (delete it, or
 the workdir, to rerun), so an interrupted comparison continues where it was.
@@ -30,6 +41,7 @@ from absl import app
 from absl import flags
 
 from acme_metamimic import baselines
+from acme_metamimic import presets
 
 _ROOT = flags.DEFINE_string('root', 'workdir/baselines',
                             'One workdir per agent is made under this.')
@@ -42,15 +54,23 @@ _MAX_SECONDS = flags.DEFINE_integer('max_seconds', 360,
 _NUM_ACTORS = flags.DEFINE_integer('num_actors', 3,
                                    'Actor processes per agent.')
 _NUM_DEMOS = flags.DEFINE_integer('num_demos', 20, 'Training demos (style A).')
+_DEMO_COUNTS = flags.DEFINE_list(
+    'demo_counts', [], 'Demo-count ablation: train every agent once per count '
+    '(overrides --num_demos).')
 _NUM_VALIDATION_DEMOS = flags.DEFINE_integer('num_validation_demos', 10,
                                              'Held-out demos (style B).')
 _NUM_EPISODES = flags.DEFINE_integer('num_episodes', 10,
                                      'Demos per split in the evaluation.')
+_PRESETS = flags.DEFINE_list(
+    'presets', ['features'], 'Presets to run every agent with (one workdir '
+    'each when there are several; the network ablation). They must share one '
+    'environment, whose demos all runs use.')
 _SEED = flags.DEFINE_integer('seed', 0, 'Seed of every run and the demos.')
 
 LAUNCH = os.path.dirname(os.path.abspath(__file__))
 COLUMNS = (
-    ('agent', None), ('task learner steps', 'task_learner_steps'),
+    ('agent', None), ('preset', None), ('training demos', None),
+    ('task learner steps', 'task_learner_steps'),
     ('imitation learner steps', 'imitation_learner_steps'),
     ('task actor env steps', 'task_actor_steps'),
     ('imitation actor env steps', 'imitation_actor_steps'))
@@ -62,6 +82,12 @@ METRICS = (
     ('task return (train starts)', 'task_policy_train', 'task_return'),
     ('imitation return held-out', 'imitation_validation', 'imitation_return'),
     ('imitation return train', 'imitation_train', 'imitation_return'),
+    ('imitation reward/step held-out', 'imitation_validation',
+     'imitation_reward_per_step'),
+    ('imitation reward/step train', 'imitation_train',
+     'imitation_reward_per_step'),
+    ('generalization gap (reward/step)', 'generalization_gap',
+     'imitation_reward_per_step'),
 )
 
 
@@ -84,13 +110,22 @@ def run(command, log_path):
                        f'log: {log_path}\n{tail}')
 
 
-def run_agent(name, root, demos):
-  """Trains and evaluates one agent; returns its row of the comparison."""
+def run_agent(name, root, demos, num_demos, preset, subset_of=None):
+  """Trains and evaluates one agent; returns its row of the comparison.
+
+  With `subset_of`, it trains on the first `num_demos` demos of a set of
+  `subset_of` demos (recorded first if missing).
+  """
   baseline = baselines.get(name)
   workdir = os.path.join(root, name)
+  if len(_PRESETS.value) > 1:
+    workdir += f'_{preset}'
+  if subset_of:
+    workdir += f'_{num_demos}demos'
   evaluation_path = os.path.join(workdir, 'evaluation.json')
-  demo_flags = [f'--demos={demos["train"]}',
-                f'--validation_demos={demos["validation"]}']
+  shared_flags = [f'--demos={demos["train"]}',
+                  f'--validation_demos={demos["validation"]}',
+                  f'--preset={preset}']
   if not os.path.exists(evaluation_path):
     os.makedirs(workdir, exist_ok=True)
     start = time.time()
@@ -98,22 +133,24 @@ def run_agent(name, root, demos):
     run([sys.executable, os.path.join(LAUNCH, 'run_local.py'),
          f'--workdir={workdir}', f'--baseline={name}', f'--seed={_SEED.value}',
          f'--max_seconds={_MAX_SECONDS.value}', '--make_demos=true',
-         f'--num_demos={_NUM_DEMOS.value}',
+         f'--num_demos={subset_of or num_demos}',
          f'--num_validation_demos={_NUM_VALIDATION_DEMOS.value}',
-         *demo_flags, *actor_flags(baseline, _NUM_ACTORS.value)],
+         *([f'--max_train_demos={num_demos}'] if subset_of else []),
+         *shared_flags, *actor_flags(baseline, _NUM_ACTORS.value)],
         os.path.join(workdir, 'run_local.log'))
-    print(f'[compare] {name}: trained in {time.time() - start:.0f}s',
-          flush=True)
+    print(f'[compare] {os.path.basename(workdir)}: trained in '
+          f'{time.time() - start:.0f}s', flush=True)
     run([sys.executable, os.path.join(LAUNCH, 'evaluate.py'),
          f'--workdir={workdir}', f'--num_episodes={_NUM_EPISODES.value}',
-         f'--output={evaluation_path}', *demo_flags],
+         f'--output={evaluation_path}', *shared_flags],
         os.path.join(workdir, 'evaluate.log'))
   with open(os.path.join(workdir, 'summary.json')) as f:
     counts = json.load(f)['counts']
   with open(evaluation_path) as f:
     metrics = json.load(f)['metrics']
-  row = {'agent': name}
-  for label, key in COLUMNS[1:]:
+  row = {'agent': name, 'preset': preset, 'training demos': num_demos,
+         'workdir': workdir}
+  for label, key in COLUMNS[3:]:
     row[label] = counts.get(key)
   for label, group, key in METRICS:
     row[label] = metrics.get(group, {}).get(key)
@@ -141,13 +178,34 @@ def main(argv):
       baselines.get(name)
     except ValueError as e:
       raise app.UsageError(f'--baselines: {e}') from e
+  try:
+    environments = {presets.get(preset).environment
+                    for preset in _PRESETS.value}
+  except ValueError as e:
+    raise app.UsageError(f'--presets: {e}') from e
+  if len(environments) != 1:
+    raise app.UsageError(f'--presets={",".join(_PRESETS.value)} use the '
+                         f'environments {sorted(environments)}; give presets '
+                         'of one environment, which share one demo set.')
+  try:
+    counts = [int(count) for count in _DEMO_COUNTS.value]
+  except ValueError as e:
+    raise app.UsageError(f'--demo_counts: {e}') from e
+  if any(count < _NUM_EPISODES.value for count in counts):
+    raise app.UsageError(
+        f'--demo_counts={",".join(_DEMO_COUNTS.value)}: every count must be at '
+        f'least --num_episodes={_NUM_EPISODES.value}, so that the evaluation '
+        'only follows demos the agent trained on.')
   root = os.path.abspath(_ROOT.value)
   os.makedirs(root, exist_ok=True)
   demos = {split: os.path.join(root, f'demos_{split}')
            for split in ('train', 'validation')}
   rows = []
   for name in _BASELINES.value:
-    rows.append(run_agent(name, root, demos))
+    for preset in _PRESETS.value:
+      for num_demos in counts or [_NUM_DEMOS.value]:
+        rows.append(run_agent(name, root, demos, num_demos, preset,
+                              subset_of=max(counts) if counts else None))
     with open(os.path.join(root, 'comparison.json'), 'w') as f:
       json.dump(dict(rows=rows, max_seconds=_MAX_SECONDS.value,
                      num_actors=_NUM_ACTORS.value, seed=_SEED.value,
@@ -155,10 +213,17 @@ def main(argv):
   table = markdown(rows)
   with open(os.path.join(root, 'comparison.md'), 'w') as f:
     f.write(table + '\n')
+  if counts:
+    figure = [f'--fig5={row["training demos"]} demos={row["workdir"]}'
+              for row in rows]
+    figure += [f'--fig5_demos={row["training demos"]}={row["workdir"]}'
+               for row in rows]
+  elif len(_PRESETS.value) > 1:
+    figure = [f'--fig6={row["preset"]}={row["workdir"]}' for row in rows]
+  else:
+    figure = [f'--fig8={row["agent"]}={row["workdir"]}' for row in rows]
   run([sys.executable, os.path.join(LAUNCH, 'report.py'),
-       f'--output_dir={os.path.join(root, "report")}',
-       *[f'--fig8={name}={os.path.join(root, name)}'
-         for name in _BASELINES.value]],
+       f'--output_dir={os.path.join(root, "report")}', *figure],
       os.path.join(root, 'report.log'))
   print(table, flush=True)
 

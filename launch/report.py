@@ -20,6 +20,10 @@ CSVLogger columns):
       network variant; evaluator_imitation_validation.
   fig8_task_policies.png  (paper fig. 8) greedy task policy episode return per
       agent (MetaMimic, D4PG, D4PGfD, ...); evaluator_task.
+  fig5_demo_counts.png  (--fig5_demos='N=workdir[,workdir...]', N the number
+      of training demos) the final one-shot imitation reward per step on
+      training and held-out demos, and their gap, against N; read from
+      evaluate.py's <workdir>/evaluation.json.
 
 The x axis is the learner step count logged with each evaluator row
 (`imitation_learner_steps` / `task_learner_steps`), falling back to the
@@ -32,6 +36,7 @@ greedy imitation policy following it and the greedy task policy started from
 the same state, as a GIF (or MP4 if the name ends in .mp4, via ffmpeg).
 """
 
+import json
 import os
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -49,6 +54,8 @@ _OUTPUT_DIR = flags.DEFINE_string('output_dir', 'workdir/report',
 _FIG5 = flags.DEFINE_multi_string('fig5', [], 'name=workdir[,workdir...]')
 _FIG6 = flags.DEFINE_multi_string('fig6', [], 'name=workdir[,workdir...]')
 _FIG8 = flags.DEFINE_multi_string('fig8', [], 'name=workdir[,workdir...]')
+_FIG5_DEMOS = flags.DEFINE_multi_string(
+    'fig5_demos', [], 'N=workdir[,workdir...], N = number of training demos.')
 _SMOOTH = flags.DEFINE_integer('smooth', 5,
                                'Moving-average window over evaluator rows.')
 _VIDEO = flags.DEFINE_string('video', None,
@@ -214,6 +221,62 @@ def figure8(runs: Dict[str, List[str]], path: str, smooth: int) -> str:
   return _save(fig, path)
 
 
+def final_imitation(workdir: str) -> Dict[str, float]:
+  """Reward per step on training/held-out demos, from evaluation.json."""
+  path = os.path.join(workdir, 'evaluation.json')
+  if not os.path.isfile(path):
+    raise app.UsageError(f'{path} is missing: run launch/evaluate.py '
+                         f'--workdir={workdir} --output={path} first.')
+  with open(path) as f:
+    metrics = json.load(f).get('metrics', {})
+  values = {}
+  for split in ('imitation_train', 'imitation_validation'):
+    value = metrics.get(split, {}).get('imitation_reward_per_step')
+    if value is None:
+      raise app.UsageError(f'{path}: field metrics.{split}.'
+                           'imitation_reward_per_step is missing.')
+    values[split] = value
+  return values
+
+
+def figure5_demo_counts(runs: Dict[str, List[str]], path: str) -> str:
+  """Final train / held-out imitation reward and their gap vs #demos."""
+  try:
+    counts = sorted((int(name), workdirs) for name, workdirs in runs.items())
+  except ValueError as e:
+    raise app.UsageError(f'--fig5_demos: names must be demo counts ({e}).')
+  x = np.array([count for count, _ in counts], np.float64)
+  results = [[final_imitation(w) for w in workdirs] for _, workdirs in counts]
+  fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+
+  def draw(axis, values, style, label):
+    mean = np.array([np.mean(v) for v in values])
+    low = np.array([np.min(v) for v in values])
+    high = np.array([np.max(v) for v in values])
+    axis.errorbar(x, mean, yerr=[mean - low, high - mean], fmt=style,
+                  capsize=3, label=label)
+
+  for split, style, label in (('imitation_train', 'o--', 'training demos'),
+                              ('imitation_validation', 'o-',
+                               'held-out demos')):
+    draw(axes[0], [[r[split] for r in seeds] for seeds in results], style,
+         label)
+  draw(axes[1], [[r['imitation_train'] - r['imitation_validation']
+                  for r in seeds] for seeds in results], 'o-',
+       'train - held-out')
+  axes[1].axhline(0., color='gray', linewidth=0.8)
+  for axis, title in ((axes[0], 'One-shot imitation reward per step'),
+                      (axes[1], 'Generalization gap')):
+    axis.set_xscale('log')
+    axis.set_xticks(x)
+    axis.set_xticklabels([str(int(c)) for c in x])
+    axis.set_xlabel('training demos (seeds: mean, min-max bars)')
+    axis.set_title(title)
+    axis.legend(fontsize=7)
+  fig.suptitle('Fig. 5: more training demos vs generalization')
+  return _save(fig, path)
+
+
 def _save(fig, path: str) -> str:
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
   fig.tight_layout()
@@ -329,6 +392,10 @@ def main(argv):
     if runs_flag.value:
       written.append(make(parse_runs(runs_flag.value),
                           os.path.join(output_dir, name), _SMOOTH.value))
+  if _FIG5_DEMOS.value:
+    written.append(figure5_demo_counts(
+        parse_runs(_FIG5_DEMOS.value),
+        os.path.join(output_dir, 'fig5_demo_counts.png')))
   if _VIDEO.value:
     path = _VIDEO.value
     if not os.path.isabs(path) and not os.path.dirname(path):
@@ -340,7 +407,8 @@ def main(argv):
     print(f'[report] video: {info}', flush=True)
     written.append(path)
   if not written:
-    raise app.UsageError('Nothing to do: give --fig5/--fig6/--fig8 or --video.')
+    raise app.UsageError('Nothing to do: give --fig5/--fig6/--fig8/'
+                         '--fig5_demos or --video.')
   for path in written:
     print(f'[report] wrote {path}', flush=True)
 

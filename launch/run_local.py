@@ -45,6 +45,9 @@ _NUM_DEMOS = flags.DEFINE_integer('num_demos', 20,
                                   'Training demos to record if missing.')
 _NUM_VALIDATION_DEMOS = flags.DEFINE_integer(
     'num_validation_demos', 10, 'Validation demos to record if missing.')
+_MAX_TRAIN_DEMOS = flags.DEFINE_integer(
+    'max_train_demos', None, 'Train on the first this many demos of --demos '
+    '(default: all of them).')
 _NUM_IMITATION_ACTORS = flags.DEFINE_integer('num_imitation_actors', 2,
                                              'Imitation actors.')
 _NUM_TASK_ACTORS = flags.DEFINE_integer('num_task_actors', 1, 'Task actors.')
@@ -93,6 +96,9 @@ def check_flags():
     if not os.path.isdir(flag.value) and not _MAKE_DEMOS.value:
       raise app.UsageError(f'--{flag.name}={flag.value} does not exist (pass '
                            '--make_demos to record it).')
+  if _MAX_TRAIN_DEMOS.value is not None and _MAX_TRAIN_DEMOS.value < 1:
+    raise app.UsageError(f'--max_train_demos={_MAX_TRAIN_DEMOS.value}: give '
+                         'a positive count (or leave it unset for all demos).')
 
 
 def ensure_demos():
@@ -104,11 +110,18 @@ def ensure_demos():
     if not os.path.isdir(path):
       print(f'[metamimic] recording {count} style-{style} demos -> {path}',
             flush=True)
-      recording.record_demonstrations(style, count, _PRESET.value, seed, path)
+      recording.record_demonstrations(
+          style, count, presets.get(_PRESET.value).environment, seed, path)
     try:
       presets.load_demonstrations(_PRESET.value, path, max_episodes=1)
+      available = dataset.read_metadata(path)['count']
     except dataset.DemonstrationError as e:
       raise app.UsageError(str(e)) from e
+    if path == _DEMOS.value and (_MAX_TRAIN_DEMOS.value or 0) > available:
+      raise app.UsageError(
+          f'--max_train_demos={_MAX_TRAIN_DEMOS.value}, but {path}/'
+          f'{dataset.METADATA_FILE} field "count" says the set holds only '
+          f'{available} demos.')
 
 
 def make_program_definition(
@@ -128,18 +141,21 @@ def make_program_definition(
     demo_paths = {agent_distributed.TRAIN: os.path.abspath(_DEMOS.value),
                   agent_distributed.VALIDATION: os.path.abspath(
                       _VALIDATION_DEMOS.value)}
+  max_episodes = {agent_distributed.TRAIN: _MAX_TRAIN_DEMOS.value}
   demo_transitions_factory = None
   if baseline.demo_transitions:
     demo_transitions_factory = functools.partial(
         baselines.load_demonstrations_with_actions, _PRESET.value,
-        demo_paths[agent_distributed.TRAIN])
+        demo_paths[agent_distributed.TRAIN],
+        max_episodes=_MAX_TRAIN_DEMOS.value)
   return agent_distributed.DistributedMetaMimic(
       environment_factory=functools.partial(presets.make_environment,
                                             _PRESET.value),
       network_factory=functools.partial(presets.make_networks, _PRESET.value,
                                         config),
       demonstrations_factory=functools.partial(
-          presets.load_demonstration_split, _PRESET.value, demo_paths),
+          presets.load_demonstration_split, _PRESET.value, demo_paths,
+          max_episodes=max_episodes),
       config=config,
       workdir=workdir,
       max_learner_steps=_MAX_LEARNER_STEPS.value,

@@ -2,6 +2,7 @@
 (short) demo with untrained policies."""
 
 import csv
+import json
 import importlib.util
 import os
 import subprocess
@@ -107,3 +108,37 @@ def test_video_gif_from_demo_with_untrained_policies(tmp_path):
   frames = imageio.mimread(path)
   assert len(frames) == 6
   assert frames[0].shape[:2] == (48, 3 * 64)   # three 64-wide panels
+
+
+def _write_evaluation(workdir, train, held_out):
+  os.makedirs(workdir, exist_ok=True)
+  with open(os.path.join(workdir, 'evaluation.json'), 'w') as f:
+    json.dump({'metrics': {
+        'imitation_train': {'imitation_reward_per_step': train},
+        'imitation_validation': {'imitation_reward_per_step': held_out}}}, f)
+
+
+def test_demo_count_figure_from_evaluations(tmp_path):
+  report = _load_report()
+  runs = {'10': [str(tmp_path / 'n10_s0'), str(tmp_path / 'n10_s1')],
+          '50': [str(tmp_path / 'n50_s0')]}
+  _write_evaluation(runs['10'][0], 0.9, 0.3)
+  _write_evaluation(runs['10'][1], 0.7, 0.5)
+  _write_evaluation(runs['50'][0], 0.6, 0.55)
+  assert report.final_imitation(runs['10'][1]) == {
+      'imitation_train': 0.7, 'imitation_validation': 0.5}
+  path = report.figure5_demo_counts(runs, str(tmp_path / 'fig.png'))
+  assert open(path, 'rb').read()[:8] == b'\x89PNG\r\n\x1a\n'
+  missing = str(tmp_path / 'n100')
+  result = subprocess.run(
+      [sys.executable, _SCRIPT, f'--output_dir={tmp_path}',
+       f'--fig5_demos=100={missing}'],
+      capture_output=True, text=True, timeout=120, cwd=_ROOT)
+  assert result.returncode != 0
+  assert os.path.join(missing, 'evaluation.json') + ' is missing' in (
+      result.stderr)
+  result = subprocess.run(
+      [sys.executable, _SCRIPT, f'--output_dir={tmp_path}',
+       f'--fig5_demos=ten={runs["50"][0]}'],
+      capture_output=True, text=True, timeout=120, cwd=_ROOT)
+  assert '--fig5_demos: names must be demo counts' in result.stderr

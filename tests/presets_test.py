@@ -1,0 +1,85 @@
+"""Presets: the network-ablation presets and nested demo subsets."""
+
+import os
+import subprocess
+import sys
+
+from acme import specs
+from acme_metamimic import config as config_lib
+from acme_metamimic import evaluation
+from acme_metamimic import presets
+from acme_metamimic.demonstrations import dataset
+from acme_metamimic.demonstrations import recording
+import numpy as np
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope='module')
+def demo_dir(tmp_path_factory):
+  path = str(tmp_path_factory.mktemp('demos') / 'train')
+  recording.record_demonstrations('A', 3, 'features', 0, path, progress=False)
+  return path
+
+
+def _kernel_shapes(module):
+  return sorted(tuple(v.shape.as_list()) for v in module.trainable_variables
+                if len(v.shape) == 2)
+
+
+@pytest.mark.parametrize('preset,width', [('features_mlp64', 64),
+                                          ('features', 256),
+                                          ('features_mlp1024', 1024)])
+def test_width_presets_differ_only_in_layer_widths(preset, width):
+  environment = presets.make_environment(preset, seed=0)
+  assert presets.get(preset).environment == 'features'
+  spec = specs.make_environment_spec(environment)
+  imitation, task = evaluation.build_networks(
+      preset, config_lib.features_config(), spec)
+  for networks in (imitation, task):
+    policy_shapes = _kernel_shapes(networks.policy_network)
+    # Policy MLP: width x width hidden layer, then width -> 9 actions.
+    assert (width, width) in policy_shapes
+    assert (width, 9) in policy_shapes
+    torso_inputs = [shape[0] for shape in _kernel_shapes(
+        networks.observation_network)]
+    assert _kernel_shapes(networks.observation_network) == [
+        (torso_inputs[0], width)]
+  # The imitation torso also sees the goal, so its input is twice as wide.
+  assert (_kernel_shapes(imitation.observation_network)[0][0] ==
+          2 * _kernel_shapes(task.observation_network)[0][0])
+
+
+def test_ablation_presets_read_their_environments_demo_sets(demo_dir):
+  full = presets.load_demonstrations('features_mlp64', demo_dir)
+  assert len(full) == 3
+  with pytest.raises(dataset.DemonstrationError, match='preset'):
+    presets.load_demonstrations('vision_impala', demo_dir)
+
+
+def test_demo_split_keeps_the_first_demos(demo_dir):
+  paths = {'train': demo_dir, 'validation': demo_dir}
+  full = presets.load_demonstration_split('features', paths, 'train')
+  subset = presets.load_demonstration_split(
+      'features', paths, 'train', max_episodes={'train': 2})
+  validation = presets.load_demonstration_split(
+      'features', paths, 'validation', max_episodes={'train': 2})
+  assert len(full) == 3 and len(subset) == 2 and len(validation) == 3
+  for kept, original in zip(subset, full):
+    np.testing.assert_array_equal(kept.physics_states,
+                                  original.physics_states)
+
+
+def test_run_local_rejects_more_training_demos_than_the_set_holds(
+    demo_dir, tmp_path):
+  result = subprocess.run(
+      [sys.executable, os.path.join(ROOT, 'launch', 'run_local.py'),
+       f'--workdir={tmp_path}', f'--demos={demo_dir}',
+       f'--validation_demos={demo_dir}', '--make_demos=false',
+       '--max_train_demos=5'],
+      cwd=ROOT, capture_output=True, text=True, timeout=300)
+  assert result.returncode != 0
+  assert ('--max_train_demos=5' in result.stderr and
+          'metadata.json field "count"' in result.stderr and
+          'only 3 demos' in result.stderr), result.stderr[-2000:]
