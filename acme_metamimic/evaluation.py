@@ -58,6 +58,8 @@ class Rollout:
     demo_id: the demonstration this rollout started from (and followed).
     early_terminated: whether the imitation rollout ended by early termination.
     physics_states: [T+1, S] states, kept only when asked (videos).
+    hand_to_brick: [T+1] distance (m) from the pinch site to the free brick's
+      centre (the `hand_to_target` observation), task policy rollouts only.
   """
 
   task_rewards: np.ndarray
@@ -67,6 +69,8 @@ class Rollout:
   demo_id: int = -1
   early_terminated: bool = False
   physics_states: Optional[np.ndarray] = None
+  hand_to_brick: np.ndarray = dataclasses.field(
+      default_factory=lambda: np.zeros(0))
 
   def __len__(self) -> int:
     return int(np.asarray(self.task_rewards).shape[0])
@@ -173,6 +177,11 @@ def task_metrics(rollouts: Sequence[Rollout],
     stacked_faster_rate: fraction of demos the policy stacked in strictly
       fewer frames than the demo (a policy that never stacks never counts;
       one that stacks when the demo did not always does).
+    reach_rate: fraction of rollouts with any task reward (the first stage,
+      the hand within `jaco_stack.REACH_DISTANCE` of the brick).
+    closest_approach_m / demo_closest_approach_m: mean over episodes of the
+      smallest hand-to-brick distance; a diagnostic below the sparse reward's
+      resolution (only when every rollout / demo has the distances).
   """
   if len(rollouts) != len(demos):
     raise ValueError(f'{len(rollouts)} rollouts for {len(demos)} demos.')
@@ -193,6 +202,14 @@ def task_metrics(rollouts: Sequence[Rollout],
     demo_frames.append(theirs)
     faster.append(float(mine is not None and
                         (theirs is None or mine < theirs)))
+  closest = {}
+  if all(len(r.hand_to_brick) for r in rollouts):
+    closest['closest_approach_m'] = _mean(
+        [np.min(r.hand_to_brick) for r in rollouts])
+  if all('hand_to_target' in d.observations for d in demos):
+    closest['demo_closest_approach_m'] = _mean(
+        [np.min(np.linalg.norm(d.observations['hand_to_target'], axis=-1))
+         for d in demos])
   return dict(
       num_episodes=float(len(rollouts)),
       task_return=_mean([np.sum(r.task_rewards) for r in rollouts]),
@@ -204,6 +221,9 @@ def task_metrics(rollouts: Sequence[Rollout],
       frames_to_stack=_mean(policy_frames),
       demo_frames_to_stack=_mean(demo_frames),
       stacked_faster_rate=_mean(faster),
+      reach_rate=_mean([float(np.any(np.asarray(r.task_rewards) > 0))
+                        for r in rollouts]),
+      **closest,
   )
 
 
@@ -268,18 +288,26 @@ def run_task_policy(environment: dm_env.Environment,
   ends (the environment's episode length) or `max_steps` actions."""
   timestep = imitation.reset_to_state(environment, demo.physics_states[0])
   states = [imitation.get_state(environment)] if keep_states else None
-  task_rewards = []
+  task_rewards, distances = [], []
+
+  def record_distance(observation):
+    if 'hand_to_target' in observation:
+      distances.append(float(np.linalg.norm(observation['hand_to_target'])))
+
+  record_distance(timestep.observation)
   while not timestep.last() and (max_steps is None or
                                  len(task_rewards) < max_steps):
     timestep = environment.step(policy(timestep.observation))
     task_rewards.append(float(timestep.reward))
+    record_distance(timestep.observation)
     if keep_states:
       states.append(imitation.get_state(environment))
   return Rollout(
       task_rewards=np.asarray(task_rewards),
       success=_stacked(environment, task_rewards),
       demo_id=int(demo.episode_id),
-      physics_states=np.asarray(states) if keep_states else None)
+      physics_states=np.asarray(states) if keep_states else None,
+      hand_to_brick=np.asarray(distances))
 
 
 def _stacked(environment, task_rewards) -> bool:

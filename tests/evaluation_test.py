@@ -68,10 +68,14 @@ def test_task_metrics_by_hand(demos):
       # From demo 0's start: stacks after 2 steps, runs 6 steps (longer than
       # the demo's 4). Return 5.0, over the demo's 4 steps 3.0.
       evaluation.Rollout(task_rewards=np.array([0., 1., 1., 1., 1., 1.]),
-                         success=True, demo_id=0),
+                         success=True, demo_id=0,
+                         hand_to_brick=np.array([.3, .02, .01, .01, .01, .01,
+                                                 .01])),
       # From demo 1's start: lifts, never stacks. Return 1.625; first 3: 0.625.
       evaluation.Rollout(task_rewards=np.array([0., 0.125, 0.5, 0.5, 0.5]),
-                         success=False, demo_id=1),
+                         success=False, demo_id=1,
+                         hand_to_brick=np.array([.2, .05, .03, .03, .03,
+                                                 .03])),
   ]
   m = evaluation.task_metrics(rollouts, demos)
   assert m['task_return'] == pytest.approx((5. + 1.625) / 2)
@@ -83,6 +87,28 @@ def test_task_metrics_by_hand(demos):
   assert m['frames_to_stack'] == 2.          # only rollout 0 stacked
   assert m['demo_frames_to_stack'] == 4.     # only demo 0 stacked
   assert m['stacked_faster_rate'] == 0.5     # 2 < 4; rollout 1 never stacked
+  assert m['reach_rate'] == 1.               # both earned task reward
+  assert m['closest_approach_m'] == pytest.approx((.01 + .03) / 2)
+  assert 'demo_closest_approach_m' not in m  # the demos have no distances
+
+
+def test_reach_rate_and_closest_approach_by_hand(demos):
+  rollouts = [
+      evaluation.Rollout(task_rewards=np.zeros(3), demo_id=0,
+                         hand_to_brick=np.array([.3, .2, .25, .4])),
+      evaluation.Rollout(task_rewards=np.array([0., .125]), demo_id=1,
+                         hand_to_brick=np.array([.1, .05, .03])),
+  ]
+  # Distances |hand_to_target|: demo 0 [0.6, 0.8, 0.5] -> 0.5; demo 1 -> 0.1.
+  demos[0].observations['hand_to_target'] = np.array(
+      [[.6, 0., 0.], [0., .8, 0.], [.3, .4, 0.]])
+  demos[1].observations['hand_to_target'] = np.array([[0., 0., .1]])
+  m = evaluation.task_metrics(rollouts, demos)
+  assert m['reach_rate'] == .5
+  assert m['closest_approach_m'] == pytest.approx((.2 + .03) / 2)
+  assert m['demo_closest_approach_m'] == pytest.approx((.5 + .1) / 2)
+  rollouts[1].hand_to_brick = np.zeros(0)    # one rollout without distances
+  assert 'closest_approach_m' not in evaluation.task_metrics(rollouts, demos)
 
 
 def test_metrics_reject_mismatched_inputs(demos):
@@ -162,3 +188,7 @@ def test_replaying_demo_actions_scores_perfect_imitation(env):
   assert rollouts[0].physics_states.shape == (41, demo.physics_states.shape[1])
   if demo.rewards.sum() > 0:
     assert metrics['task_return_pct_of_demo'] == pytest.approx(100.)
+  # The replayed rollout passes the brick exactly as close as the demo did.
+  assert metrics['closest_approach_m'] == pytest.approx(
+      metrics['demo_closest_approach_m'], abs=1e-6)
+  assert len(rollouts[0].hand_to_brick) == 41
