@@ -117,11 +117,14 @@ def ensure_demos():
       available = dataset.read_metadata(path)['count']
     except dataset.DemonstrationError as e:
       raise app.UsageError(str(e)) from e
-    if path == _DEMOS.value and (_MAX_TRAIN_DEMOS.value or 0) > available:
-      raise app.UsageError(
-          f'--max_train_demos={_MAX_TRAIN_DEMOS.value}, but {path}/'
-          f'{dataset.METADATA_FILE} field "count" says the set holds only '
-          f'{available} demos.')
+    if path == _DEMOS.value:
+      used = _MAX_TRAIN_DEMOS.value or available
+      if used > available:
+        raise app.UsageError(
+            f'--max_train_demos={used}, but {path}/{dataset.METADATA_FILE} '
+            f'field "count" says the set holds only {available} demos.')
+      print(f'[metamimic] training on the first {used} of {available} demos '
+            f'in {path}', flush=True)
 
 
 def make_program_definition(

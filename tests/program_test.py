@@ -93,8 +93,11 @@ def test_program_runs_then_resumes(tmp_path, demo_dirs):
 def test_d4pgfd_baseline_runs_task_nodes_only_and_inserts_demos_once(
     tmp_path, demo_dirs):
   workdir = str(tmp_path / 'd4pgfd')
+  # Trains on the first 2 of the 3 demos (--max_train_demos).
   summary, output = _run(workdir, demo_dirs, '--baseline=d4pgfd',
-                         '--max_learner_steps=20', '--max_seconds=300')
+                         '--max_learner_steps=20', '--max_seconds=300',
+                         '--max_train_demos=2')
+  assert 'training on the first 2 of 3 demos' in output
   assert summary['baseline'] == 'd4pgfd'
   counts = summary['counts']
   # The coordinator stops on task learner steps; no imitation node ran.
@@ -103,7 +106,9 @@ def test_d4pgfd_baseline_runs_task_nodes_only_and_inserts_demos_once(
   assert not any(k.startswith('imitation') for k in counts), counts
   with open(os.path.join(workdir, 'demo_transitions_inserted.json')) as f:
     demo_steps = json.load(f)['demo_steps']
-  assert demo_steps > 100  # 3 scripted demos of up to 400 steps.
+  with open(os.path.join(demo_dirs['A'], 'metadata.json')) as f:
+    lengths = json.load(f)['episode_lengths']
+  assert demo_steps == sum(lengths[:2]) and lengths[2] > 0
   assert output.count('demo steps written to the task table') == 1
   sizes = summary['table_sizes']
   assert sizes['imitation'] == 0
@@ -113,7 +118,8 @@ def test_d4pgfd_baseline_runs_task_nodes_only_and_inserts_demos_once(
                                          'evaluator_imitation_validation'))
 
   summary, output = _run(workdir, demo_dirs, '--baseline=d4pgfd',
-                         '--max_learner_steps=30', '--max_seconds=300')
+                         '--max_learner_steps=30', '--max_seconds=300',
+                         '--max_train_demos=2')
   assert 'demo steps written to the task table' not in output
   assert summary['counts']['task_learner_steps'] >= 30
   # Restored from the replay checkpoint (items written after the coordinator's
