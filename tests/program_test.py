@@ -106,9 +106,10 @@ def test_d4pgfd_baseline_runs_task_nodes_only_and_inserts_demos_once(
   assert not any(k.startswith('imitation') for k in counts), counts
   with open(os.path.join(workdir, 'demo_transitions_inserted.json')) as f:
     demo_steps = json.load(f)['demo_steps']
+  # metadata's episode_lengths count frames: T + 1 for T demo steps.
   with open(os.path.join(demo_dirs['A'], 'metadata.json')) as f:
     lengths = json.load(f)['episode_lengths']
-  assert demo_steps == sum(lengths[:2]) and lengths[2] > 0
+  assert demo_steps == sum(length - 1 for length in lengths[:2])
   assert output.count('demo steps written to the task table') == 1
   sizes = summary['table_sizes']
   assert sizes['imitation'] == 0
