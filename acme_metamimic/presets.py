@@ -27,7 +27,7 @@ from acme_metamimic.demonstrations import dataset
 
 @dataclasses.dataclass(frozen=True)
 class Preset:
-  """What differs between the CPU and the paper set-up."""
+  """What differs between set-ups: the environment and the networks."""
 
   environment: str
   torso: str

@@ -154,8 +154,9 @@ def run_agent(name, root, demos, num_demos, preset, subset_of=None):
     metrics = json.load(f)['metrics']
   row = {'agent': name, 'preset': preset, 'training demos': num_demos,
          'workdir': workdir}
-  for label, key in COLUMNS[3:]:
-    row[label] = counts.get(key)
+  for label, key in COLUMNS:
+    if key:
+      row[label] = counts.get(key)
   for label, group, key in METRICS:
     row[label] = metrics.get(group, {}).get(key)
   return row
