@@ -13,6 +13,13 @@ unchanged. Only `_write` is overridden: from the same columns it creates
 - a `task` table item: (o_t, a_t, R_task, D, o_{t+n}), referencing only the
   observation sub-columns, so the task learner never sees goals or demo actions.
 
+Discounts are per table too. `ImitationEnvironment` returns
+`{'imitation': d, 'task': d}`: early termination ends the imitation MDP
+(discount 0) but only truncates the task MDP (discount 1), so a task item cut by
+it still bootstraps with the full gamma^n. The nested discount goes through
+Acme's `_compute_cumulative_quantities` key by key, like the nested reward. An
+environment with one scalar discount gives both tables that discount.
+
 Observations are therefore serialised and sent once per step, not once per
 table (the earlier design wrapped two adders and paid the N-step Python
 bookkeeping and the observation bytes twice; see docs/benchmarks.md). Task
@@ -20,7 +27,7 @@ actors use a plain `NStepTransitionAdder` on the task table
 (`builder.MetaMimicBuilder.make_adder`).
 """
 
-from typing import Optional
+from typing import Mapping, Optional
 
 from acme import types
 from acme.adders.reverb import transition
@@ -32,8 +39,8 @@ import tree
 from acme_metamimic import rewards
 from acme_metamimic.environments import imitation
 
-IMITATION_REWARD = 'imitation'
-TASK_REWARD = 'task'
+IMITATION_REWARD = imitation.IMITATION
+TASK_REWARD = imitation.TASK
 
 
 class ImitationRewardAdder(transition.NStepTransitionAdder):
@@ -86,9 +93,15 @@ class ImitationRewardAdder(transition.NStepTransitionAdder):
         next_timestep.observation[imitation.OBSERVATION], self._goal)
     self._goal = (None if next_timestep.last() else
                   next_timestep.observation[imitation.GOAL])
-    super().add(action, next_timestep._replace(reward={
-        IMITATION_REWARD: np.asarray(imitation_reward, task_reward.dtype),
-        TASK_REWARD: task_reward}), extras)
+    discount = next_timestep.discount
+    if not isinstance(discount, Mapping):
+      discount = {IMITATION_REWARD: discount, TASK_REWARD: discount}
+    super().add(action, next_timestep._replace(
+        reward={IMITATION_REWARD: np.asarray(imitation_reward,
+                                             task_reward.dtype),
+                TASK_REWARD: task_reward},
+        discount={IMITATION_REWARD: np.asarray(discount[IMITATION_REWARD]),
+                  TASK_REWARD: np.asarray(discount[TASK_REWARD])}), extras)
 
   def reset(self):
     super().reset()

@@ -27,8 +27,10 @@ With several --presets (the paper's fig. 6 network ablation, e.g.
 features,features_mlp64,features_mlp1024), every agent is trained once per
 preset, into <root>/<NAME>_<PRESET>, and report.py draws fig. 6.
 
-A workdir that already has evaluation.json is not run again (delete it, or
-the workdir, to rerun), so an interrupted comparison continues where it was.
+An interrupted comparison continues where it was: a workdir whose training
+ended (run_local.py wrote summary.json) is not trained again, which would add
+a second training budget, and one that has evaluation.json is not evaluated
+again. Delete the workdir to rerun an agent.
 """
 
 import json
@@ -127,10 +129,13 @@ def run_agent(name, root, demos, num_demos, preset, subset_of=None):
   if subset_of:
     workdir += f'_{num_demos}demos'
   evaluation_path = os.path.join(workdir, 'evaluation.json')
+  summary_path = os.path.join(workdir, 'summary.json')
   shared_flags = [f'--demos={demos["train"]}',
                   f'--validation_demos={demos["validation"]}',
                   f'--preset={preset}']
-  if not os.path.exists(evaluation_path):
+  # run_local.py removes summary.json when it starts and writes it when the
+  # training ended.
+  if not os.path.exists(summary_path):
     os.makedirs(workdir, exist_ok=True)
     start = time.time()
     # run_local records the demo sets if they are missing (first agent only).
@@ -144,11 +149,12 @@ def run_agent(name, root, demos, num_demos, preset, subset_of=None):
         os.path.join(workdir, 'run_local.log'))
     print(f'[compare] {os.path.basename(workdir)}: trained in '
           f'{time.time() - start:.0f}s', flush=True)
+  if not os.path.exists(evaluation_path):
     run([sys.executable, os.path.join(LAUNCH, 'evaluate.py'),
          f'--workdir={workdir}', f'--num_episodes={_NUM_EPISODES.value}',
          f'--output={evaluation_path}', *shared_flags],
         os.path.join(workdir, 'evaluate.log'))
-  with open(os.path.join(workdir, 'summary.json')) as f:
+  with open(summary_path) as f:
     counts = json.load(f)['counts']
   with open(evaluation_path) as f:
     metrics = json.load(f)['metrics']

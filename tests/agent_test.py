@@ -16,7 +16,6 @@ from acme_metamimic import config as config_lib
 from acme_metamimic import environments
 from acme_metamimic import learning
 from acme_metamimic import networks
-from acme_metamimic.demonstrations import dataset
 from acme_metamimic.demonstrations import scripted
 from acme_metamimic.environments import imitation
 
@@ -32,17 +31,9 @@ def env():
 
 @pytest.fixture(scope='module')
 def demos(env):
-  demonstrator = scripted.ScriptedDemonstrator('A', seed=3)
-  episodes = []
-  for i in range(2):
-    episode = scripted.run_episode(env, demonstrator)
-    episodes.append(dataset.Demonstration(
-        observations={k: np.stack([o[k] for o in episode['observations']])
-                      for k in episode['observations'][0]},
-        physics_states=episode['physics_states'],
-        rewards=episode['rewards'], success=episode['success'],
-        episode_id=i))
-  return episodes
+  return [scripted.record_demonstration(
+      env, scripted.ScriptedDemonstrator('A', seed=3), episode_id=i,
+      include_actions=True) for i in range(2)]
 
 
 def _shortened(demo, num_steps):
@@ -51,7 +42,7 @@ def _shortened(demo, num_steps):
       demo, observations={k: v[:num_steps + 1]
                           for k, v in demo.observations.items()},
       physics_states=demo.physics_states[:num_steps + 1],
-      rewards=demo.rewards[:num_steps])
+      rewards=demo.rewards[:num_steps], actions=demo.actions[:num_steps])
 
 
 def _server(builder, env):
@@ -110,15 +101,16 @@ def test_adder_writes_imitation_reward_with_goal_and_task_reward_without(
   builder = builder_lib.MetaMimicBuilder(config)
   server, client = _server(builder, env)
   adder = builder.make_imitation_adder(client)
-  im_env = builder.make_imitation_environment(
-      env, [_shortened(demos[0], 12)], seed=0)
+  demo = _shortened(demos[0], 12)
+  im_env = builder.make_imitation_environment(env, [demo], seed=0)
   reward = builder.make_imitation_reward()
   rng = np.random.default_rng(0)
   timestep = im_env.reset()
   adder.add_first(timestep)
   expected = []
-  for _ in range(12):
-    goal = timestep.observation['goal']
+  for t in range(1, 13):
+    # r_imitate pairs o_t with the demo's frame t, the goal shown at t - 1.
+    goal = demo.frame(t)
     action = rng.uniform(-1, 1, 9).astype(np.float32)
     timestep = im_env.step(action)
     adder.add(action, timestep)
@@ -135,8 +127,8 @@ def test_adder_writes_imitation_reward_with_goal_and_task_reward_without(
   for action, r_imitate, r_task, goal in expected:
     item = imitation_items[action.tobytes()]
     assert item.reward == pytest.approx(r_imitate, rel=1e-6)
-    np.testing.assert_array_equal(item.observation['goal']['body'],
-                                  goal['body'])
+    for key in goal:
+      np.testing.assert_array_equal(item.observation['goal'][key], goal[key])
     task_item = task_items[action.tobytes()]
     assert task_item.reward == pytest.approx(r_task)
     assert set(task_item.observation) == set(env.observation_spec())
@@ -152,20 +144,49 @@ def _item_contents(client, table):
   return contents
 
 
-def test_single_writer_adder_matches_two_stock_n_step_adders(env, demos):
-  """One write per step gives exactly the items of two stock Acme adders."""
+def _early_terminated_rollout(builder, env, demo, exact_steps):
+  """An imitation episode that ends by early termination.
+
+  It replays the demo's actions for `exact_steps` steps (tracking the demo
+  exactly, eq. 2 = 17), then pushes the arm off it, so a cutoff just below 17
+  ends the episode at step `exact_steps + 1`. Returns (timesteps, actions).
+  """
+  im_env = builder.make_imitation_environment(env, [demo], seed=0)
+  timesteps, actions = [im_env.reset_to_demo(demo)], []
+  while not timesteps[-1].last():
+    actions.append(demo.actions[len(actions)] if len(actions) < exact_steps
+                   else np.float32([1., -1., 1., 0., 0., 0., 0., 0., 0.]))
+    timesteps.append(im_env.step(actions[-1]))
+  assert im_env.episode_metrics['early_terminated'] == 1.
+  assert len(actions) == exact_steps + 1
+  return timesteps, actions
+
+
+@pytest.mark.parametrize('early_termination', ['none', 'reward'])
+def test_single_writer_adder_matches_two_stock_n_step_adders(
+    env, demos, early_termination):
+  """One write per step gives exactly the items of two stock Acme adders.
+
+  The stock imitation adder is given the imitation discount and the stock
+  task adder the task discount, so with early termination this also checks
+  that each table gets its own discount.
+  """
   config = config_lib.features_config(n_step=3, discount=0.9,
-                                      early_termination='none',
+                                      early_termination=early_termination,
+                                      early_termination_cutoff=16.99,
                                       min_replay_size=1)
   builder = builder_lib.MetaMimicBuilder(config)
-  im_env = builder.make_imitation_environment(
-      env, [_shortened(demos[0], 9)], seed=0)
   reward = builder.make_imitation_reward()
-  rng = np.random.default_rng(1)
-  timesteps, actions = [im_env.reset()], []
-  while not timesteps[-1].last():
-    actions.append(rng.uniform(-1, 1, 9).astype(np.float32))
-    timesteps.append(im_env.step(actions[-1]))
+  if early_termination == 'none':
+    im_env = builder.make_imitation_environment(
+        env, [_shortened(demos[0], 9)], seed=0)
+    rng = np.random.default_rng(1)
+    timesteps, actions = [im_env.reset()], []
+    while not timesteps[-1].last():
+      actions.append(rng.uniform(-1, 1, 9).astype(np.float32))
+      timesteps.append(im_env.step(actions[-1]))
+  else:
+    timesteps, actions = _early_terminated_rollout(builder, env, demos[0], 8)
   assert len(actions) == 9
 
   ours_server, ours = _server(builder, env)
@@ -187,8 +208,10 @@ def test_single_writer_adder_matches_two_stock_n_step_adders(env, demos):
     r_imitate = reward(timestep.observation['observation'],
                        previous.observation['goal'])
     imitation_adder.add(action, timestep._replace(
-        reward=np.float32(r_imitate)))
-    task_adder.add(action, without_goal(timestep))
+        reward=np.float32(r_imitate),
+        discount=timestep.discount['imitation']))
+    task_adder.add(action, without_goal(timestep)._replace(
+        discount=timestep.discount['task']))
 
   for table in ('imitation', 'task'):
     expected = _item_contents(stock, table)
@@ -197,6 +220,53 @@ def test_single_writer_adder_matches_two_stock_n_step_adders(env, demos):
     assert _item_contents(ours, table) == expected, table
   ours_server.stop()
   stock_server.stop()
+
+
+def test_early_termination_zeroes_imitation_discounts_but_task_bootstraps(
+    env, demos):
+  """Items of an episode cut by early termination, one by one (n = 3).
+
+  Both tables hold the same 9 windows (s_i -> s_j). A task item keeps Acme's
+  N-step discount gamma^(j-i-1) (the learner applies the last gamma, so a full
+  window bootstraps with gamma^3); an imitation item whose window reaches the
+  cut-off step has discount 0.
+  """
+  gamma = 0.9
+  config = config_lib.features_config(n_step=3, discount=gamma,
+                                      early_termination='reward',
+                                      early_termination_cutoff=16.99,
+                                      min_replay_size=1)
+  builder = builder_lib.MetaMimicBuilder(config)
+  timesteps, actions = _early_terminated_rollout(builder, env, demos[0], 6)
+  assert timesteps[-1].discount == {'imitation': 0., 'task': 1.}
+  server, client = _server(builder, env)
+  adder = builder.make_imitation_adder(client)
+  adder.add_first(timesteps[0])
+  for action, timestep in zip(actions, timesteps[1:]):
+    adder.add(action, timestep)
+
+  last = len(actions)  # 7: the step at which the cutoff fired.
+  index_of = {a.tobytes(): i for i, a in enumerate(actions)}
+  body = lambda observation: observation['body'].tobytes()
+  frame_of = {body(t.observation['observation']): j
+              for j, t in enumerate(timesteps)}
+  for table in ('imitation', 'task'):
+    windows = {}
+    for sample in _samples(client, table):
+      item = sample.data
+      next_observation = (item.next_observation['observation']
+                          if table == 'imitation' else item.next_observation)
+      windows[(index_of[item.action.tobytes()],
+               frame_of[body(next_observation)])] = float(item.discount)
+    # (0->1), (0->2), (0->3), (1->4), ..., (4->7), (5->7), (6->7).
+    assert sorted(windows) == [(0, 1), (0, 2)] + [
+        (i, i + 3) for i in range(5)] + [(5, 7), (6, 7)]
+    for (i, j), discount in windows.items():
+      expected = gamma ** (j - i - 1)
+      if table == 'imitation' and j == last:
+        expected = 0.
+      assert discount == pytest.approx(expected, rel=1e-6), (table, i, j)
+  server.stop()
 
 
 def test_adder_rejects_non_finite_input_and_writes_nothing(env, demos):

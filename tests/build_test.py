@@ -54,20 +54,40 @@ def imports_of(path: str):
   return internal, external
 
 
-def _build_targets():
-  targets = {}
+def _parse_build(source: str):
+  """(targets by name, names defined more than once) of BUILD text `source`.
+
+  The targets land in a dict, where a second target of the same name would
+  replace the first: the tests would check only the later one, while Bazel
+  refuses the file. So repeated names are collected, not overwritten.
+  """
+  targets, duplicates = {}, []
 
   def rule(kind):
     def add(name, srcs, deps=(), **unused_kwargs):
-      targets[name] = (kind, srcs, set(deps))
+      if name in targets:
+        duplicates.append(name)
+      else:
+        targets[name] = (kind, srcs, set(deps))
     return add
 
   scope = dict(load=lambda *args: None, package=lambda **kwargs: None,
                requirement=lambda name: f'pip:{name}',
                py_library=rule('py_library'), py_binary=rule('py_binary'),
                py_test=rule('py_test'))
+  exec(compile(source, 'BUILD', 'exec'), scope)  # pylint: disable=exec-used
+  return targets, duplicates
+
+
+def _build_source():
   with open(os.path.join(ROOT, 'BUILD')) as f:
-    exec(compile(f.read(), 'BUILD', 'exec'), scope)  # pylint: disable=exec-used
+    return f.read()
+
+
+def _build_targets():
+  """BUILD's targets by name; fails if a name is defined twice."""
+  targets, duplicates = _parse_build(_build_source())
+  assert not duplicates, f'BUILD defines targets more than once: {duplicates}'
   return targets
 
 
@@ -80,6 +100,9 @@ def _python_files(directory):
 
 def test_every_python_file_has_a_target_whose_deps_match_its_imports():
   targets = _build_targets()
+  firsts = [srcs[0] for _, srcs, _ in targets.values()]
+  shared = sorted({src for src in firsts if firsts.count(src) > 1})
+  assert not shared, f'BUILD has more than one target for {shared}'
   by_src = {srcs[0]: (name, kind, deps)
             for name, (kind, srcs, deps) in targets.items()}
   expected_kind = {'acme_metamimic': 'py_library', 'launch': 'py_binary',
@@ -103,9 +126,18 @@ def test_every_python_file_has_a_target_whose_deps_match_its_imports():
 
 
 def test_target_names_are_unique_and_bazel_safe():
-  targets = _build_targets()
+  targets = _build_targets()  # Fails on a name defined twice.
   for name in targets:
     assert re.fullmatch(r'[a-z0-9_]+', name), name
+
+
+def test_a_repeated_target_name_is_reported_not_overwritten():
+  targets, duplicates = _parse_build(
+      'py_library(name = "a", srcs = ["a.py"])\n'
+      'py_library(name = "b", srcs = ["b.py"])\n'
+      'py_test(name = "a", srcs = ["a_test.py"])\n')
+  assert duplicates == ['a']
+  assert targets['a'] == ('py_library', ['a.py'], set())
 
 
 def test_every_attribute_read_from_a_project_module_exists():

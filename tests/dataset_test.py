@@ -6,6 +6,7 @@ import os
 from acme import specs
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from acme_metamimic.demonstrations import dataset
 
@@ -42,6 +43,25 @@ def _load(path, **kwargs):
   kwargs.setdefault('preset', 'vision')
   return dataset.load_demonstrations(str(path), SPEC, state_size=STATE_SIZE,
                                      **kwargs)
+
+
+def _rewrite_records(shard, edit):
+  """Replaces each record of `shard` with `edit(index, example)`.
+
+  `edit` returns the `tf.train.Example` (changed in place or new) or raw bytes
+  to store instead, so a test corrupts one field of a set the writer made.
+  """
+  records = list(tf.data.TFRecordDataset(str(shard)).as_numpy_iterator())
+  with tf.io.TFRecordWriter(str(shard)) as writer:
+    for index, record in enumerate(records):
+      new = edit(index, tf.train.Example.FromString(record))
+      writer.write(new if isinstance(new, bytes) else new.SerializeToString())
+
+
+def _edit_metadata(path, edit):
+  metadata = json.loads((path / 'metadata.json').read_text())
+  edit(metadata)
+  (path / 'metadata.json').write_text(json.dumps(metadata))
 
 
 def test_round_trip_preserves_every_field(tmp_path):
@@ -189,3 +209,220 @@ def test_missing_metadata_field(tmp_path):
   with pytest.raises(dataset.DemonstrationError,
                      match="metadata.json: field 'preset': missing"):
     _load(path)
+
+
+def test_max_episodes_keeps_the_first_across_shards(tmp_path):
+  _write(tmp_path / 'demos',
+         [_episode(np.random.default_rng(13)) for _ in range(3)],
+         episodes_per_shard=2)
+  for max_episodes, expected in ((1, [0]), (2, [0, 1]), (3, [0, 1, 2]),
+                                 (9, [0, 1, 2])):
+    loaded = _load(tmp_path / 'demos', max_episodes=max_episodes)
+    assert [e.episode_id for e in loaded.episodes] == expected
+
+
+@pytest.mark.parametrize('max_episodes', [0, -1])
+def test_max_episodes_must_be_positive(tmp_path, max_episodes):
+  # Issue 12: max_episodes=0 used to return one episode.
+  _write(tmp_path / 'demos', [_episode(np.random.default_rng(14))])
+  with pytest.raises(ValueError,
+                     match=f'max_episodes={max_episodes}: give a positive'):
+    _load(tmp_path / 'demos', max_episodes=max_episodes)
+
+
+@pytest.mark.parametrize('max_episodes', [None, 1])
+def test_missing_shard(tmp_path, max_episodes):
+  # With max_episodes=1 the missing second shard is never read, but a set with
+  # a missing shard is still broken and must not load.
+  path = tmp_path / 'demos'
+  _write(path, [_episode(np.random.default_rng(15)) for _ in range(3)],
+         episodes_per_shard=2)
+  shard = path / 'episodes-00001-of-00002.tfrecord'
+  shard.unlink()
+  with pytest.raises(dataset.DemonstrationError,
+                     match=f"metadata.json: field 'shards': {shard} is "
+                     'missing'):
+    _load(path, max_episodes=max_episodes)
+
+
+def test_shard_holds_fewer_episodes_than_metadata_says(tmp_path):
+  path = tmp_path / 'demos'
+  _write(path, [_episode(np.random.default_rng(16)) for _ in range(3)],
+         episodes_per_shard=2)
+  shard = path / 'episodes-00000-of-00002.tfrecord'
+  records = list(tf.data.TFRecordDataset(str(shard)).as_numpy_iterator())
+  with tf.io.TFRecordWriter(str(shard)) as writer:
+    writer.write(records[0])
+  with pytest.raises(dataset.DemonstrationError,
+                     match=f"metadata.json: field 'shards': {shard} holds 1 "
+                     'episodes, metadata says 2'):
+    _load(path)
+
+
+def test_shard_holds_more_episodes_than_metadata_says(tmp_path):
+  path = tmp_path / 'demos'
+  _write(path, [_episode(np.random.default_rng(17)) for _ in range(2)])
+
+  def one_shard_says_one_episode(metadata):
+    metadata['shards'][0]['episodes'] = 1
+    metadata['count'] = 1
+
+  _edit_metadata(path, one_shard_says_one_episode)
+  shard = path / 'episodes-00000-of-00001.tfrecord'
+  with pytest.raises(dataset.DemonstrationError,
+                     match=f"metadata.json: field 'shards': {shard} holds 2 "
+                     'episodes, metadata says 1'):
+    _load(path)
+
+
+def test_count_disagrees_with_shards(tmp_path):
+  path = tmp_path / 'demos'
+  _write(path, [_episode(np.random.default_rng(18)) for _ in range(3)],
+         episodes_per_shard=2)
+  _edit_metadata(path, lambda metadata: metadata.update(count=5))
+  with pytest.raises(dataset.DemonstrationError,
+                     match="metadata.json: field 'count': says 5 episodes, "
+                     'the shards list 3'):
+    _load(path)
+
+
+@pytest.mark.parametrize('shards', [
+    'episodes-00000-of-00001.tfrecord',
+    [{'file': 'episodes-00000-of-00001.tfrecord'}],
+    [{'file': 'episodes-00000-of-00001.tfrecord', 'episodes': '1'}],
+], ids=['not_a_list', 'no_episodes', 'episodes_not_int'])
+def test_malformed_shard_list(tmp_path, shards):
+  path = tmp_path / 'demos'
+  _write(path, [_episode(np.random.default_rng(19))])
+  _edit_metadata(path, lambda metadata: metadata.update(shards=shards))
+  with pytest.raises(dataset.DemonstrationError,
+                     match="metadata.json: field 'shards': expected a list"):
+    _load(path)
+
+
+@pytest.mark.parametrize('content', [
+    b'{"preset": "vision", ', b'\xff\xfe not text', b''],
+                         ids=['truncated', 'binary', 'empty'])
+def test_metadata_not_json(tmp_path, content):
+  path = tmp_path / 'demos'
+  _write(path, [_episode(np.random.default_rng(20))])
+  (path / 'metadata.json').write_bytes(content)
+  with pytest.raises(dataset.DemonstrationError,
+                     match=f'{path}/metadata.json: not valid JSON'):
+    _load(path)
+
+
+def test_metadata_not_an_object(tmp_path):
+  path = tmp_path / 'demos'
+  _write(path, [_episode(np.random.default_rng(21))])
+  (path / 'metadata.json').write_text('["preset", "count", "shards", "specs"]')
+  with pytest.raises(dataset.DemonstrationError,
+                     match=f'{path}/metadata.json: expected a JSON object, '
+                     'got list'):
+    _load(path)
+
+
+def test_missing_metadata_file(tmp_path):
+  path = tmp_path / 'demos'
+  _write(path, [_episode(np.random.default_rng(22))])
+  (path / 'metadata.json').unlink()
+  with pytest.raises(dataset.DemonstrationError,
+                     match=f'{path}/metadata.json: missing metadata file'):
+    _load(path)
+
+
+def test_missing_observation_key(tmp_path):
+  episode = _episode(np.random.default_rng(23))
+  for o in episode['observations']:
+    del o['body']
+  _write(tmp_path / 'demos', [episode])
+  shard = tmp_path / 'demos' / 'episodes-00000-of-00001.tfrecord'
+  with pytest.raises(dataset.DemonstrationError,
+                     match=f"{shard} \\(episode 0\\): field "
+                     "'steps/observation/body': missing"):
+    _load(tmp_path / 'demos')
+
+
+@pytest.mark.parametrize('field, step, value, problem', [
+    ('steps/is_first', 0, False, r'must be True at step 0 only, is True at '
+     r'steps \[\]'),
+    ('steps/is_first', 3, True, r'must be True at step 0 only, is True at '
+     r'steps \[0, 3\]'),
+    ('steps/is_last', -1, False, r'must be True at step 6 only, is True at '
+     r'steps \[\]'),
+    ('steps/is_last', 3, True, r'must be True at step 6 only, is True at '
+     r'steps \[3, 6\]'),
+    ('steps/is_terminal', 3, True, r'may be True at the last step \(6\) '
+     r'only, is True at steps \[3\]'),
+], ids=['first_cleared', 'first_twice', 'last_cleared', 'last_twice',
+        'terminal_early'])
+def test_wrong_episode_flags(tmp_path, field, step, value, problem):
+  path = tmp_path / 'demos'
+  _write(path, [_episode(np.random.default_rng(24)) for _ in range(2)])
+  shard = path / 'episodes-00000-of-00001.tfrecord'
+
+  def set_flag(index, example):
+    if index == 1:
+      feature = example.features.feature[field]
+      flags = tf.io.parse_tensor(feature.bytes_list.value[0], tf.bool).numpy()
+      flags[step] = value
+      feature.bytes_list.value[:] = [tf.io.serialize_tensor(flags).numpy()]
+    return example
+
+  _rewrite_records(shard, set_flag)
+  with pytest.raises(dataset.DemonstrationError,
+                     match=f"{shard} \\(episode 1\\): field '{field}': "
+                     f'{problem}'):
+    _load(path)
+
+
+@pytest.mark.parametrize('record', [
+    b'not an example',
+    # A tensor written without its Example parses as one of unknown fields.
+    tf.io.serialize_tensor(tf.constant([1., 2.])).numpy(),
+    b'',
+], ids=['garbage', 'bare_tensor', 'empty'])
+def test_record_is_not_an_example(tmp_path, record):
+  path = tmp_path / 'demos'
+  _write(path, [_episode(np.random.default_rng(25)) for _ in range(2)])
+  shard = path / 'episodes-00000-of-00001.tfrecord'
+  _rewrite_records(shard, lambda index, example: record if index else example)
+  with pytest.raises(dataset.DemonstrationError,
+                     match=f'{shard} \\(episode 1\\): record is not a '
+                     'tf.train.Example'):
+    _load(path)
+
+
+@pytest.mark.parametrize('field', ['success', 'episode_id'])
+def test_missing_episode_metadata(tmp_path, field):
+  path = tmp_path / 'demos'
+  _write(path, [_episode(np.random.default_rng(26))])
+  shard = path / 'episodes-00000-of-00001.tfrecord'
+
+  def drop(index, example):
+    del example.features.feature[field]
+    return example
+
+  _rewrite_records(shard, drop)
+  with pytest.raises(dataset.DemonstrationError,
+                     match=f"{shard} \\(episode 0\\): field '{field}': "
+                     'missing'):
+    _load(path)
+
+
+def test_include_actions_without_actions(tmp_path):
+  path = tmp_path / 'demos'
+  _write(path, [_episode(np.random.default_rng(27))])
+  shard = path / 'episodes-00000-of-00001.tfrecord'
+
+  def drop_actions(index, example):
+    del example.features.feature['steps/action']
+    return example
+
+  _rewrite_records(shard, drop_actions)
+  # The imitation path never reads actions, so their absence is fine there.
+  assert _load(path).episodes[0].actions is None
+  with pytest.raises(dataset.DemonstrationError,
+                     match=f"{shard} \\(episode 0\\): field 'steps/action': "
+                     'missing'):
+    _load(path, include_actions=True)

@@ -160,13 +160,22 @@ def test_restore_policy_networks_from_learner_checkpoint(env, tmp_path):
 def test_replaying_demo_actions_scores_perfect_imitation(env):
   """A 'policy' replaying the demo's actions reproduces it bit for bit."""
   episode = scripted.run_episode(env, scripted.ScriptedDemonstrator('A', 3))
-  actions = episode['actions'][:40]
+  # The demo is cut 5 steps after its first task reward, so that it has a
+  # return for the replayed task return to match (a prefix without reward
+  # would make the percentage of the demo's return undefined).
+  rewarded = np.flatnonzero(episode['rewards'] > 0)
+  assert rewarded.size, 'the scripted demo never earned a task reward'
+  length = int(rewarded[0]) + 5
+  assert length <= len(episode['actions'])
+  actions = episode['actions'][:length]
   demo = dataset.Demonstration(
-      observations={k: np.stack([o[k] for o in episode['observations'][:41]])
+      observations={k: np.stack([o[k] for o in
+                                 episode['observations'][:length + 1]])
                     for k in episode['observations'][0]},
-      physics_states=episode['physics_states'][:41],
-      rewards=np.asarray(episode['rewards'][:40], np.float32),
+      physics_states=episode['physics_states'][:length + 1],
+      rewards=np.asarray(episode['rewards'][:length], np.float32),
       success=False, episode_id=0)
+  assert demo.rewards.sum() > 0
 
   def replay():
     it = iter(actions)
@@ -175,20 +184,23 @@ def test_replaying_demo_actions_scores_perfect_imitation(env):
   builder = builder_lib.MetaMimicBuilder(config_lib.features_config())
   metrics, rollouts = evaluation.evaluate_imitation(env, replay(), builder,
                                                     [demo])
-  assert len(rollouts[0]) == 40
+  assert len(rollouts[0]) == length
   assert metrics['imitation_reward_normalized'] == pytest.approx(1.)
   assert metrics['early_termination_rate'] == 0.
   np.testing.assert_allclose(rollouts[0].task_rewards, demo.rewards)
 
   metrics, rollouts = evaluation.evaluate_task(env, replay(), [demo],
-                                               max_steps=40, keep_states=True)
+                                               max_steps=length,
+                                               keep_states=True)
   np.testing.assert_allclose(rollouts[0].task_rewards, demo.rewards)
   np.testing.assert_array_equal(rollouts[0].physics_states[0],
                                 demo.physics_states[0])
-  assert rollouts[0].physics_states.shape == (41, demo.physics_states.shape[1])
-  if demo.rewards.sum() > 0:
-    assert metrics['task_return_pct_of_demo'] == pytest.approx(100.)
+  assert rollouts[0].physics_states.shape == (length + 1,
+                                              demo.physics_states.shape[1])
+  assert metrics['task_return'] == pytest.approx(float(demo.rewards.sum()))
+  assert metrics['task_return_pct_of_demo'] == pytest.approx(100.)
+  assert metrics['reach_rate'] == 1.
   # The replayed rollout passes the brick exactly as close as the demo did.
   assert metrics['closest_approach_m'] == pytest.approx(
       metrics['demo_closest_approach_m'], abs=1e-6)
-  assert len(rollouts[0].hand_to_brick) == 41
+  assert len(rollouts[0].hand_to_brick) == length + 1

@@ -1,6 +1,18 @@
-"""MetaMimic learns to imitate demonstrations it never trained on.
+"""The learners resume exactly, write TD-error priorities, and learn.
 
-A learning test bounded to about a minute on 2 CPU cores. The MetaMimic agent
+Two fast checks of the learner module (`learning.D4PGLearner` as
+`MetaMimicBuilder.make_learner` builds it, fed from a real Reverb server):
+
+- resume: a learner wrapped in Acme's `CheckpointingRunner` the way
+  `agent_distributed` wraps it, rebuilt in the same directory, has every
+  network weight, Adam moment and step counter of the one that checkpointed,
+  and takes the same next step;
+- priorities: what ends up in the imitation table for the keys of a sampled
+  batch is |r + gamma d E[Z'(o', pi'(o'))] - E[Z(o, a)]| + epsilon, worked out
+  here from the networks' outputs as they were when the batch was drawn.
+
+Then the learning test: MetaMimic learns to imitate demonstrations it never
+trained on, bounded to about a minute on 2 CPU cores. The MetaMimic agent
 (both learners, prioritized imitation replay, plain `acme.EnvironmentLoop`)
 trains on 8 demonstrations and its *greedy* imitation policy is evaluated on 4
 held-out ones (other start states, other targets), before and after training,
@@ -56,18 +68,25 @@ run on 2 shared CPU cores (the spread is load from other jobs).
 Measure with `python tests/learning_test.py SEED [SEED ...]`.
 """
 
+import copy
 import time
 
 import acme
 from acme import specs
 from acme import wrappers
 from acme.agents.tf import actors
+from acme.tf import savers as tf2_savers
+from acme.utils import counting
 from acme.utils import loggers
 from dm_control import suite
 import numpy as np
+import pytest
+import reverb
 import tensorflow as tf
+import tree
 
 from acme_metamimic import agent as agent_lib
+from acme_metamimic import builder as builder_lib
 from acme_metamimic import config as config_lib
 from acme_metamimic import networks
 from acme_metamimic.demonstrations import dataset
@@ -80,6 +99,12 @@ DISCOUNT = 0.9
 VMAX = 2. / (1. - DISCOUNT)
 DELTA_SCALE = 100.
 MARGIN = 10.  # Smallest measured gain: 14.3 (see the docstring).
+# The fast learner tests' networks.
+SMALL = dict(mlp_torso_sizes=(32,), policy_layer_sizes=(32,),
+             critic_layer_sizes=(32,))
+NETWORKS = ('observation', 'policy', 'critic')
+# `learning.PriorityUpdatingIterator`'s default, which `make_learner` keeps.
+PRIORITY_EPSILON = 1e-3
 
 
 def _make_environment(seed):
@@ -113,6 +138,260 @@ def _demonstrations(num_demos, seed):
         success=True,
         episode_id=episode_id))
   return demos
+
+
+def _small_config(**overrides):
+  """The learning test's point-mass setup, at a batch size of 8."""
+  values = dict(
+      reward_body_key='position', reward_scene_key='velocity', beta_body=1.,
+      beta_image=1., body_distance_scale=2000., feature_distance_scale=100.,
+      early_termination='none', discount=DISCOUNT, vmax=VMAX, n_step=3,
+      batch_size=8, min_replay_size=1, samples_per_insert=None,
+      policy_learning_rate=1e-3, critic_learning_rate=1e-3,
+      target_update_period=2, num_imitation_actors=1, num_task_actors=1)
+  values.update(overrides)
+  return config_lib.MetaMimicConfig(**values)
+
+
+def _replay_with_one_episode(config):
+  """Both tables on a new server, holding one random-action imitation episode.
+
+  Returns (builder, task environment spec, server, client).
+  """
+  builder = builder_lib.MetaMimicBuilder(config)
+  env = _make_environment(0)
+  spec = specs.make_environment_spec(env)
+  server = reverb.Server(builder.make_replay_tables(spec), port=None)
+  client = reverb.Client(f'localhost:{server.port}')
+  adder = builder.make_imitation_adder(client)
+  im_env = builder.make_imitation_environment(
+      env, _demonstrations(1, seed=1), seed=0)
+  rng = np.random.default_rng(0)
+  timestep = im_env.reset()
+  adder.add_first(timestep)
+  while not timestep.last():
+    action = rng.uniform(-1., 1., spec.actions.shape).astype(np.float32)
+    timestep = im_env.step(action)
+    adder.add(action, timestep)
+  return builder, spec, server, client
+
+
+def _make_learner(builder, spec, client, table, dataset, counter=None):
+  """The learner of `table` as `agent_distributed._learner` builds it.
+
+  Returns (learner, online networks, target networks).
+  """
+  goal_conditioned = table == config_lib.IMITATION_TABLE
+  online = networks.make_networks(
+      spec, observation_keys=KEYS, goal_conditioned=goal_conditioned,
+      vmax=VMAX, **SMALL)
+  target = copy.deepcopy(online)
+  network_spec = (imitation.imitation_environment_spec(spec)
+                  if goal_conditioned else spec)
+  online.init(network_spec)
+  target.init(network_spec)
+  learner = builder.make_learner(
+      (online, target), dataset, counter=counter,
+      logger=loggers.NoOpLogger(),
+      priority_table=table if goal_conditioned else None,
+      replay_client=client)
+  return learner, online, target
+
+
+def _fixed_batches(batches):
+  """An iterator over `batches` that a learner's `tf.function` step draws from.
+
+  Lets two learners take a step on the same batch, which two iterators over a
+  Reverb table would not give them.
+  """
+  stacked = tree.map_structure(lambda *leaves: tf.stack(leaves), *batches)
+  return iter(tf.data.Dataset.from_tensor_slices(stacked))
+
+
+def _learner_state(learner, online, target):
+  """What a resume must bring back, by name, as numpy arrays.
+
+  The networks are read from the objects the learner was built with; the
+  optimizers and the step count from its checkpointed `state`. Sonnet's Adam
+  creates its moments m and v at its first update, so before that step they
+  are absent.
+  """
+  arrays = {'num_steps': learner.state['num_steps'].numpy()}
+  for prefix, nets in (('', online), ('target_', target)):
+    for name in NETWORKS:
+      for i, variable in enumerate(getattr(nets, f'{name}_network').variables):
+        arrays[f'{prefix}{name}/{i}'] = variable.numpy()
+  for name in ('policy_optimizer', 'critic_optimizer'):
+    optimizer = learner.state[name]
+    arrays[f'{name}/step'] = optimizer.step.numpy()
+    for moment in ('m', 'v'):
+      for i, variable in enumerate(getattr(optimizer, moment)):
+        arrays[f'{name}/{moment}/{i}'] = variable.numpy()
+  return arrays
+
+
+def _groups_that_differ(arrays, other):
+  """The names before '/' of the arrays that differ between the two states."""
+  return {key.split('/')[0] for key in arrays
+          if not np.array_equal(arrays[key], other[key])}
+
+
+@pytest.mark.parametrize('table', [config_lib.IMITATION_TABLE,
+                                   config_lib.TASK_TABLE])
+def test_resumed_learner_has_the_checkpointed_state_and_steps_the_same(
+    table, tmp_path):
+  config = _small_config()
+  builder, spec, server, client = _replay_with_one_episode(config)
+  if table == config_lib.IMITATION_TABLE:
+    source = builder.make_imitation_dataset_iterator(client)
+  else:
+    source = builder.make_dataset_iterator(client)
+  trained_steps = 3
+  batches = [next(source) for _ in range(trained_steps + 1)]
+
+  def runner(directory, dataset, counter):
+    learner, online, target = _make_learner(builder, spec, client, table,
+                                            dataset, counter)
+    # As `agent_distributed._learner`; checkpoints after every step.
+    wrapped = tf2_savers.CheckpointingRunner(
+        learner, key='learner', subdirectory=f'{table}_learner',
+        directory=str(directory), add_uid=False, time_delta_minutes=0)
+    return wrapped, online, target
+
+  counter = counting.Counter()
+  original, *original_nets = runner(tmp_path, _fixed_batches(batches), counter)
+  for _ in range(trained_steps):
+    original.step()
+  trained = _learner_state(original, *original_nets)
+  assert trained['num_steps'] == trained_steps
+  assert trained['critic_optimizer/step'] == trained_steps
+  trained_counts = counter.get_counts()
+
+  resumed_counter = counting.Counter()
+  resumed, *resumed_nets = runner(
+      tmp_path, _fixed_batches(batches[trained_steps:]), resumed_counter)
+  fresh, *fresh_nets = runner(tmp_path / 'fresh', iter(()), counting.Counter())
+  restored = _learner_state(resumed, *resumed_nets)
+  initial = _learner_state(fresh, *fresh_nets)
+  not_created_yet = {key for key in trained
+                     if '/m/' in key or '/v/' in key}
+  assert set(restored) == set(initial) == set(trained) - not_created_yet
+  for key in restored:
+    np.testing.assert_array_equal(restored[key], trained[key], err_msg=key)
+  assert resumed_counter.get_counts() == trained_counts
+  # Every group holds values a fresh learner does not have, so a group left
+  # out of the checkpoint would fail above; so would zero Adam moments (a
+  # fresh Adam's) below.
+  assert _groups_that_differ(initial, trained) == {
+      'num_steps', 'policy_optimizer', 'critic_optimizer',
+      *NETWORKS, *(f'target_{name}' for name in NETWORKS)}
+  for moment in ('/m/', '/v/'):
+    assert any(np.any(trained[key] != 0) for key in trained if moment in key)
+
+  # The moments are restored when the next update creates them: the resumed
+  # learner's next step on the same batch must be the original's. It steps
+  # first: the original's step writes a new checkpoint and deletes the one
+  # the resumed learner restores from.
+  resumed.step()
+  original.step()
+  continued = _learner_state(original, *original_nets)
+  resumed_next = _learner_state(resumed, *resumed_nets)
+  assert set(resumed_next) == set(continued)
+  for key in continued:
+    np.testing.assert_allclose(resumed_next[key], continued[key], rtol=1e-6,
+                               atol=1e-9, err_msg=key)
+  server.stop()
+
+
+class _RecordingIterator:
+  """Passes batches through and keeps a numpy copy of each one drawn.
+
+  The copy is made by an op in the batch's own graph, so the batches that a
+  learner's `tf.function` step draws are recorded too, with their Reverb keys.
+  """
+
+  def __init__(self, iterator):
+    self._iterator = iterator
+    self.batches = []
+
+  def __iter__(self):
+    return self
+
+  def __next__(self):
+    sample = next(self._iterator)
+
+    def record(*leaves):
+      self.batches.append(tree.unflatten_as(sample, leaves))
+      return np.int32(0)
+
+    recorded = tf.numpy_function(record, tree.flatten(sample), tf.int32)
+    with tf.control_dependencies([recorded]):
+      return tree.map_structure(tf.identity, sample)
+
+
+def _critic_mean(critic_network, observation, action):
+  """E[Z(o, a)]: the atoms' values weighted by their softmax probabilities."""
+  distribution = critic_network(observation, action)
+  probabilities = tf.nn.softmax(distribution.logits).numpy().astype(np.float64)
+  return np.sum(probabilities * distribution.values.numpy(), axis=-1)
+
+
+def _expected_priorities(transitions, online, target, discount):
+  """|r + gamma d E[Z'(o', pi'(o'))] - E[Z(o, a)]| + epsilon, in float64."""
+  o_tm1 = online.observation_network(transitions.observation)
+  o_t = target.observation_network(transitions.next_observation)
+  q_tm1 = _critic_mean(online.critic_network, o_tm1, transitions.action)
+  q_t = _critic_mean(target.critic_network, o_t, target.policy_network(o_t))
+  reward = np.asarray(transitions.reward, np.float64)
+  bootstrap = discount * np.asarray(transitions.discount, np.float64) * q_t
+  return np.abs(reward + bootstrap - q_tm1) + PRIORITY_EPSILON
+
+
+def _priorities(client, table):
+  """Every item's current priority by key (uniform draws see them all)."""
+  samples = client.sample(table, num_samples=2000, emit_timesteps=False,
+                          unpack_as_table_signature=True)
+  return {int(s.info.key): float(s.info.priority) for s in samples}
+
+
+def test_priorities_written_for_a_sampled_batch_are_its_td_errors():
+  # Uniform sampling lets `_priorities` see every item whatever its priority;
+  # which items the learner draws does not change what it writes for them.
+  config = _small_config(imitation_sampler='uniform', target_update_period=100)
+  builder, spec, server, client = _replay_with_one_episode(config)
+  table = config_lib.IMITATION_TABLE
+  recorder = _RecordingIterator(builder.make_imitation_dataset_iterator(client))
+  learner, online, target = _make_learner(builder, spec, client, table,
+                                          recorder)
+  # Two steps first, so that the online networks have moved away from the
+  # target networks (copied at step 0 only).
+  learner.step()
+  learner.step()
+  variables = [v for nets in (online, target) for name in NETWORKS
+               for v in getattr(nets, f'{name}_network').variables]
+  when_drawn = [v.numpy() for v in variables]
+  keys = set(_priorities(client, table))
+  assert len(keys) > 2 * config.batch_size
+  client.mutate_priorities(
+      table, updates={key: config.initial_priority for key in keys})
+
+  learner.step()
+  batch = recorder.batches[-1]
+  written = _priorities(client, table)
+  assert set(written) == keys
+  # The networks as they were when the batch was drawn, before the step's
+  # gradient update.
+  for variable, value in zip(variables, when_drawn):
+    variable.assign(value)
+  expected = _expected_priorities(
+      tree.map_structure(tf.convert_to_tensor, batch.data), online, target,
+      config.discount)
+  batch_keys = [int(key) for key in batch.info.key]
+  np.testing.assert_allclose([written[key] for key in batch_keys], expected,
+                             rtol=1e-5, atol=1e-5)
+  assert all(priority == config.initial_priority
+             for key, priority in written.items() if key not in batch_keys)
+  server.stop()
 
 
 def train_and_evaluate(seed, train_steps=TRAIN_STEPS):

@@ -8,9 +8,11 @@ test asserts that experience arrived (table sizes, actor steps counted by the
 server's counter), that both learners stepped, and that the actor host ran
 only actor groups.
 
-Needs root and `ip netns` (iproute2); skips with the reason otherwise. The
-namespaces, the veth pair and every process started here are removed in a
-finalizer, also when the test fails. About 2-3 minutes on 2 idle CPU cores
+Needs root and `ip netns` (iproute2). Without them it skips, with the reason,
+on a developer's machine, but fails when the environment has CI=true: a green
+CI run must mean that the two hosts really ran. The namespaces, the veth pair
+and every process started here are removed in a finalizer, also when the test
+fails. About 2-3 minutes on 2 idle CPU cores
 (node start-up dominates; longer on a loaded machine).
 """
 
@@ -92,11 +94,19 @@ class Namespaces:
     self._created.clear()
 
 
+def _on_ci():
+  """CI=true (as CI services set it): a skip here would hide a broken CI."""
+  return os.environ.get('CI', '').lower() == 'true'
+
+
 @pytest.fixture
 def namespaces(request):
   reason = _netns_unavailable_reason()
   if reason:
-    pytest.skip(reason)
+    if _on_ci():
+      pytest.fail(f'CI=true, but the two-host test cannot run: {reason}',
+                  pytrace=False)
+    pytest.skip(f'{reason} (set CI=true to make this a failure)')
   spaces = Namespaces()
   request.addfinalizer(spaces.close)
   spaces.open()

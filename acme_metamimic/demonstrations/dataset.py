@@ -228,15 +228,31 @@ def read_metadata(path: str) -> Dict[str, object]:
   if not os.path.isfile(metadata_path):
     raise DemonstrationError(f'{metadata_path}: missing metadata file.')
   try:
-    with open(metadata_path) as f:
+    with open(metadata_path, encoding='utf-8') as f:
       metadata = json.load(f)
-  except json.JSONDecodeError as e:
+  except (json.JSONDecodeError, UnicodeDecodeError) as e:
     raise DemonstrationError(f'{metadata_path}: not valid JSON ({e}).') from e
+  if not isinstance(metadata, dict):
+    raise DemonstrationError(f'{metadata_path}: expected a JSON object, got '
+                             f'{type(metadata).__name__}.')
   for field in ('preset', 'count', 'shards', 'specs'):
     if field not in metadata:
       _fail(metadata_path, field, 'missing')
-  if not metadata['shards'] or not metadata['count']:
+  shards = metadata['shards']
+  if not isinstance(shards, list) or not all(
+      isinstance(s, dict) and isinstance(s.get('file'), str) and
+      isinstance(s.get('episodes'), int) and s['episodes'] >= 0
+      for s in shards):
+    _fail(metadata_path, 'shards',
+          'expected a list of {"file": name, "episodes": count}')
+  if not isinstance(metadata['count'], int):
+    _fail(metadata_path, 'count', f'{metadata["count"]!r} is not an integer')
+  if not shards or not metadata['count']:
     _fail(metadata_path, 'count', 'the dataset holds no episodes')
+  listed = sum(s['episodes'] for s in shards)
+  if listed != metadata['count']:
+    _fail(metadata_path, 'count', f'says {metadata["count"]} episodes, the '
+          f'shards list {listed}')
   return metadata
 
 
@@ -256,6 +272,13 @@ def _decode(where: str, field: str, example: tf.train.Example,
   return value
 
 
+def _decode_int(where: str, field: str, example: tf.train.Example) -> int:
+  feature = example.features.feature.get(field)
+  if feature is None or len(feature.int64_list.value) != 1:
+    _fail(where, field, 'missing (expected one int64)')
+  return int(feature.int64_list.value[0])
+
+
 def _check_shape(where: str, field: str, value: np.ndarray,
                  shape: Sequence[int], num_frames: int):
   expected = (num_frames,) + tuple(shape)
@@ -272,6 +295,10 @@ def _parse_episode(where: str, record: bytes,
   except Exception as e:  # protobuf raises its own DecodeError.
     raise DemonstrationError(
         f'{where}: record is not a tf.train.Example ({e}).') from e
+  if not example.features.feature:
+    # Bytes of another message often parse as an Example with unknown fields.
+    raise DemonstrationError(
+        f'{where}: record is not a tf.train.Example (it has no features).')
   states = _decode(where, _STATE, example, np.float64)
   num_frames = states.shape[0] if states.ndim == 2 else -1
   if num_frames < 2:
@@ -287,22 +314,29 @@ def _parse_episode(where: str, record: bytes,
   for field, dtype in _STEP_FIELDS.items():
     step[field] = _decode(where, field, example, dtype)
     _check_shape(where, field, step[field], (), num_frames)
-  if not step['steps/is_first'][0] or not step['steps/is_last'][-1]:
-    _fail(where, 'steps/is_first',
-          'episode must start with is_first and end with is_last')
+  # One record is one episode: RLDS marks exactly its first and last step.
+  for field, expected_at in (('steps/is_first', 0),
+                             ('steps/is_last', num_frames - 1)):
+    flagged = np.flatnonzero(step[field]).tolist()
+    if flagged != [expected_at]:
+      _fail(where, field, f'must be True at step {expected_at} only, is True '
+            f'at steps {flagged}')
+  flagged = np.flatnonzero(step['steps/is_terminal']).tolist()
+  if flagged not in ([], [num_frames - 1]):
+    _fail(where, 'steps/is_terminal', f'may be True at the last step '
+          f'({num_frames - 1}) only, is True at steps {flagged}')
   actions = None
   if include_actions:
     actions = _decode(where, _ACTION, example, np.float32)
     _check_shape(where, _ACTION, actions, environment_spec.actions.shape,
                  num_frames)
     actions = actions[:-1]
-  feature = example.features.feature
   return Demonstration(
       observations=observations,
       physics_states=states,
       rewards=step['steps/reward'][:-1],
-      success=bool(feature['success'].int64_list.value[0]),
-      episode_id=int(feature['episode_id'].int64_list.value[0]),
+      success=bool(_decode_int(where, 'success', example)),
+      episode_id=_decode_int(where, 'episode_id', example),
       actions=actions)
 
 
@@ -320,24 +354,33 @@ def load_demonstrations(path: str,
       observation key of its spec must be present with the same shape and dtype.
     preset: the environment preset ('features' or 'vision') the caller runs.
     state_size: length of the environment's physics state vector.
-    max_episodes: load at most this many episodes (in file order).
+    max_episodes: load at most this many episodes (in file order); None loads
+      all of them. Must be positive: a set of zero demonstrations is one the
+      loader rejects as empty, so asking for one is a caller bug.
     include_actions: also return demonstrator actions (baselines only).
 
   Raises:
     DemonstrationError: naming the file and field of the first problem found;
-      nothing is returned in that case.
+      nothing is returned in that case. With `max_episodes`, episodes after
+      the first `max_episodes` are not read, so they are not validated.
+    ValueError: if `max_episodes` is not positive.
   """
+  if max_episodes is not None and max_episodes < 1:
+    raise ValueError(f'max_episodes={max_episodes}: give a positive count, or '
+                     'None to load every episode.')
   path = os.path.abspath(path)
   metadata = read_metadata(path)
   metadata_path = os.path.join(path, METADATA_FILE)
   if metadata['preset'] != preset:
     _fail(metadata_path, 'preset', f'dataset was recorded with preset '
           f'{metadata["preset"]!r}, the environment runs {preset!r}')
-  episodes = []
-  for shard in metadata['shards']:
-    shard_path = os.path.join(path, shard['file'])
+  shard_paths = [os.path.join(path, s['file']) for s in metadata['shards']]
+  # Every shard is checked up front, also those `max_episodes` stops short of.
+  for shard_path in shard_paths:
     if not os.path.isfile(shard_path):
       _fail(metadata_path, 'shards', f'{shard_path} is missing')
+  episodes = []
+  for shard, shard_path in zip(metadata['shards'], shard_paths):
     count = 0
     try:
       for record in tf.data.TFRecordDataset(shard_path).as_numpy_iterator():

@@ -24,6 +24,7 @@ from dm_control.utils import inverse_kinematics
 from dm_control.entities.manipulators import base as manipulator_base
 import numpy as np
 
+from acme_metamimic.demonstrations import dataset
 from acme_metamimic.environments import jaco_stack
 
 _PINCH_SITE = 'jaco_arm/jaco_hand/pinchsite'
@@ -295,3 +296,23 @@ def run_episode(env: jaco_stack.JacoStack,
       'physics_states': np.asarray(states, dtype=np.float64),
       'success': bool(env.success),
   }
+
+
+def record_demonstration(env: jaco_stack.JacoStack,
+                         demonstrator: ScriptedDemonstrator,
+                         episode_id: int = 0,
+                         include_actions: bool = False
+                         ) -> dataset.Demonstration:
+  """One episode of `demonstrator` as an in-memory `dataset.Demonstration`.
+
+  The same demo a recorded set would load, without the round trip through
+  files: tests and benchmarks use it to get a real demo in about a second.
+  """
+  episode = run_episode(env, demonstrator)
+  return dataset.Demonstration(
+      observations={key: np.stack([o[key] for o in episode['observations']])
+                    for key in episode['observations'][0]},
+      physics_states=episode['physics_states'],
+      rewards=episode['rewards'], success=episode['success'],
+      episode_id=episode_id,
+      actions=episode['actions'] if include_actions else None)

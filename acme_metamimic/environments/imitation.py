@@ -9,8 +9,17 @@ and exposes the demo's next frame as the goal:
 
 The reward it returns is the *task* reward; the imitation reward is computed by
 `adders.ImitationRewardAdder`, which writes both. The episode ends at the demo's
-last frame (a truncation, discount 1) or when `rewards.EarlyTermination` says the
-agent drifted off the demo (a termination, discount 0).
+last frame (a truncation) or when `rewards.EarlyTermination` says the agent
+drifted off the demo.
+
+An imitation step belongs to two MDPs, so its discount is a dict with one entry
+per replay table, `{'imitation': d, 'task': d}` (Acme's adders accumulate nested
+discounts key by key, like nested rewards). Early termination is the paper's
+penalty for the imitation MDP, so it is a termination there (imitation discount
+0). For the task MDP it is only the end of the data: the agent could have gone
+on acting, so it is a truncation (task discount 1) and the task learner
+bootstraps from the last observation. A terminal of the task environment itself
+stays terminal in both. The demo's last frame is a truncation in both.
 """
 
 from typing import Callable, Dict, Optional, Sequence
@@ -26,6 +35,9 @@ import tree
 
 OBSERVATION = 'observation'
 GOAL = 'goal'
+# Keys of the per-table discounts (and of the adder's rewards).
+IMITATION = 'imitation'
+TASK = 'task'
 
 ResetToState = Callable[[dm_env.Environment, np.ndarray], dm_env.TimeStep]
 
@@ -115,7 +127,8 @@ class ImitationEnvironment(wrappers.EnvironmentWrapper):
     """Starts an episode that follows `demo` from its frame `start`."""
     self._demo, self._t = demo, start
     self._metrics = dict(imitation_return=0., task_return=0., steps=0,
-                         early_terminated=0., demo_id=float(demo.episode_id))
+                         early_terminated=0., demo_id=float(demo.episode_id),
+                         start_frame=float(start))
     timestep = self._state_setter(self._environment,
                                   demo.physics_states[start])
     return timestep._replace(observation=self._with_goal(timestep.observation))
@@ -131,17 +144,20 @@ class ImitationEnvironment(wrappers.EnvironmentWrapper):
     self._metrics['task_return'] += float(timestep.reward)
     self._metrics['steps'] += 1
     observation = self._with_goal(timestep.observation)
+    task_discount = np.asarray(timestep.discount)
     if self._termination(timestep.observation, target, imitation_reward):
       self._metrics['early_terminated'] = 1.
       self._demo = None
       return timestep._replace(
           step_type=dm_env.StepType.LAST, observation=observation,
-          discount=np.zeros_like(timestep.discount))
+          discount={IMITATION: np.zeros_like(task_discount),
+                    TASK: task_discount})
+    discount = {IMITATION: task_discount, TASK: task_discount}
     if self._t >= len(self._demo) - 1 or timestep.last():
       self._demo = None
       return timestep._replace(step_type=dm_env.StepType.LAST,
-                               observation=observation)
-    return timestep._replace(observation=observation)
+                               observation=observation, discount=discount)
+    return timestep._replace(observation=observation, discount=discount)
 
   def _with_goal(self, observation):
     goal_index = min(self._t + 1, len(self._demo) - 1)
@@ -149,12 +165,16 @@ class ImitationEnvironment(wrappers.EnvironmentWrapper):
 
   @property
   def episode_metrics(self) -> Dict[str, float]:
-    """Imitation and task return, length and early termination so far."""
+    """Imitation and task return, length, early termination, start frame."""
     return dict(self._metrics)
 
   def observation_spec(self):
     return goal_conditioned_observation_spec(
         self._environment.observation_spec())
+
+  def discount_spec(self):
+    discount_spec = self._environment.discount_spec()
+    return {IMITATION: discount_spec, TASK: discount_spec}
 
 
 class ImitationMetricsObserver(observers.EnvLoopObserver):

@@ -1,0 +1,190 @@
+"""ImitationEnvironment on a real JacoStack and real scripted demos.
+
+Every expected value is built from the demonstration itself (its frames and
+physics states), never from what the environment reports, so a goal that is
+off by one frame or an early termination at the wrong step fails here.
+"""
+
+import dataclasses
+
+from acme import wrappers
+import dm_env
+import numpy as np
+import pytest
+
+from acme_metamimic import builder as builder_lib
+from acme_metamimic import config as config_lib
+from acme_metamimic import environments
+from acme_metamimic.demonstrations import scripted
+from acme_metamimic.environments import imitation
+
+NUM_STEPS = 40
+
+
+@pytest.fixture(scope='module')
+def env():
+  return environments.make_environment('features', seed=5)
+
+
+@pytest.fixture(scope='module')
+def demos(env):
+  """Two style-A demos, with actions, cut to `NUM_STEPS` steps."""
+  return [_cut(scripted.record_demonstration(
+      env, scripted.ScriptedDemonstrator('A', seed=i), episode_id=i,
+      include_actions=True), NUM_STEPS) for i in range(2)]
+
+
+def _cut(demo, num_steps):
+  return dataclasses.replace(
+      demo, observations={k: v[:num_steps + 1]
+                          for k, v in demo.observations.items()},
+      physics_states=demo.physics_states[:num_steps + 1],
+      rewards=demo.rewards[:num_steps], actions=demo.actions[:num_steps])
+
+
+def _imitation_env(env, demos, curriculum=False, **config):
+  builder = builder_lib.MetaMimicBuilder(config_lib.features_config(
+      curriculum_max_step=25, **config))
+  return builder, builder.make_imitation_environment(
+      env, demos, seed=4, curriculum=curriculum)
+
+
+def _assert_frame_equal(observation, frame):
+  assert set(observation) == set(frame)
+  for key in frame:
+    np.testing.assert_array_equal(observation[key], frame[key], err_msg=key)
+
+
+def _rollout(im_env, actions):
+  """Steps until LAST; returns the timesteps after `timestep`."""
+  steps = []
+  for action in actions:
+    steps.append(im_env.step(action))
+    if steps[-1].last():
+      break
+  return steps
+
+
+@pytest.mark.parametrize('curriculum', [False, True])
+def test_goal_is_the_demos_next_frame_at_reset_and_after_every_step(
+    env, demos, curriculum):
+  _, im_env = _imitation_env(env, demos, curriculum,
+                             early_termination='none')
+  rng = np.random.default_rng(0)
+  starts = set()
+  for _ in range(4):
+    timestep = im_env.reset()
+    demo = demos[int(im_env.episode_metrics['demo_id'])]
+    start = int(im_env.episode_metrics['start_frame'])
+    starts.add(start)
+    # The simulator starts at the demo's frame `start`, bit for bit.
+    _assert_frame_equal(timestep.observation['observation'], demo.frame(start))
+    _assert_frame_equal(timestep.observation['goal'], demo.frame(start + 1))
+    actions = rng.uniform(-1, 1, (NUM_STEPS, 9)).astype(np.float32)
+    steps = _rollout(im_env, actions)
+    # Without early termination the episode follows the demo to its end.
+    assert len(steps) == NUM_STEPS - start
+    for k, step in enumerate(steps[:-1], start=1):
+      _assert_frame_equal(step.observation['goal'], demo.frame(start + k + 1))
+  if curriculum:
+    assert len(starts) > 1 and all(0 <= s < 25 for s in starts)
+  else:
+    assert starts == {0}
+
+
+def _rewards_and_hand_errors(builder, im_env, demo, actions):
+  """Eq. 2 and the hand-to-target error at each step, against the demo."""
+  reward = builder.make_imitation_reward()
+  rewards, errors = [], []
+  im_env.reset_to_demo(demo)
+  for t, step in enumerate(_rollout(im_env, actions), start=1):
+    observation = step.observation['observation']
+    rewards.append(reward(observation, demo.frame(t)))
+    errors.append(np.linalg.norm(observation['hand_to_target'] -
+                                 demo.frame(t)['hand_to_target']))
+  return np.asarray(rewards), np.asarray(errors)
+
+
+def _drifting_actions(demo, exact_steps):
+  """The demo's own actions for `exact_steps` steps, then a steady push."""
+  actions = np.tile(np.float32([1., -1., 1., 0., 0., 0., 0., 0., 0.]),
+                    (NUM_STEPS, 1))
+  actions[:exact_steps] = demo.actions[:exact_steps]
+  return actions
+
+
+@pytest.mark.parametrize('mode', ['reward', 'hand_to_target'])
+def test_early_termination_ends_imitation_but_only_truncates_the_task(
+    env, demos, mode):
+  demo = demos[0]
+  actions = _drifting_actions(demo, exact_steps=5)
+  builder, free_env = _imitation_env(env, demos, early_termination='none')
+  rewards, errors = _rewards_and_hand_errors(builder, free_env, demo, actions)
+  # Replaying the demo's actions tracks it exactly; the push then drifts off.
+  np.testing.assert_allclose(rewards[:5], 17.)
+  # A cutoff / threshold crossed for the first time at step 9 (1-based).
+  if mode == 'reward':
+    config = dict(early_termination_cutoff=float(rewards[8] + rewards[7]) / 2)
+    crossed = rewards < config['early_termination_cutoff']
+  else:
+    config = dict(hand_to_target_threshold=float(errors[8] + errors[7]) / 2)
+    crossed = errors > config['hand_to_target_threshold']
+  first = int(np.flatnonzero(crossed)[0]) + 1
+  assert first == 9
+
+  _, im_env = _imitation_env(env, demos, early_termination=mode, **config)
+  im_env.reset_to_demo(demo)
+  steps = _rollout(im_env, actions)
+  assert len(steps) == first
+  assert all(s.mid() for s in steps[:-1])
+  assert steps[-1].last()
+  for step in steps[:-1]:
+    assert step.discount == {'imitation': 1., 'task': 1.}
+  assert steps[-1].discount == {'imitation': 0., 'task': 1.}
+  assert im_env.episode_metrics['early_terminated'] == 1.
+
+
+def test_demo_end_is_a_truncation_for_both_tables(env, demos):
+  _, im_env = _imitation_env(env, demos, early_termination='reward')
+  im_env.reset_to_demo(demos[1])
+  steps = _rollout(im_env, demos[1].actions)
+  assert len(steps) == NUM_STEPS
+  assert steps[-1].last()
+  assert steps[-1].discount == {'imitation': 1., 'task': 1.}
+  assert im_env.episode_metrics['early_terminated'] == 0.
+
+
+class _TerminatesAt(wrappers.EnvironmentWrapper):
+  """Ends the task itself (discount 0) at its `step`-th step."""
+
+  def __init__(self, environment, step):
+    super().__init__(environment)
+    self._end, self._steps = step, 0
+
+  def reset_to_state(self, state):
+    self._steps = 0
+    return self._environment.reset_to_state(state)
+
+  def step(self, action):
+    self._steps += 1
+    timestep = self._environment.step(action)
+    if self._steps == self._end:
+      return dm_env.termination(timestep.reward, timestep.observation)
+    return timestep
+
+
+def test_a_task_terminal_stays_terminal_for_both_tables(env, demos):
+  _, im_env = _imitation_env(_TerminatesAt(env, 7), demos,
+                             early_termination='none')
+  im_env.reset_to_demo(demos[0])
+  steps = _rollout(im_env, demos[0].actions)
+  assert len(steps) == 7 and steps[-1].last()
+  assert steps[-1].discount == {'imitation': 0., 'task': 0.}
+
+
+def test_discount_spec_has_one_entry_per_table(env, demos):
+  _, im_env = _imitation_env(env, demos)
+  spec = im_env.discount_spec()
+  assert set(spec) == {'imitation', 'task'}
+  assert spec['imitation'] == spec['task'] == env.discount_spec()
+  assert imitation.IMITATION == 'imitation' and imitation.TASK == 'task'
