@@ -275,8 +275,10 @@ class DistributedMetaMimic:
           curriculum=False, early_termination='none')
     actor = self._builder.make_actor(
         self._policy(goal_conditioned, 0.), variable_source=variable_source)
-    return self._loop(f'evaluator_{kind}', environment, actor, counter,
-                      goal_conditioned)
+    return PeriodicEvaluator(
+        self._loop(f'evaluator_{kind}', environment, actor, counter,
+                   goal_conditioned),
+        actor, self._config.evaluation_period_seconds)
 
   def coordinator(self, counter: counting.Counter, replay: reverb.Client):
     return Coordinator(
@@ -326,6 +328,30 @@ class DistributedMetaMimic:
           continue
         program.add_node(lp.CourierNode(self.evaluator, source, counter, kind))
     return program
+
+
+class PeriodicEvaluator:
+  """Runs an evaluator's Acme loop one episode at a time, on a schedule.
+
+  An evaluator that loops without pause takes a full share of the CPU from
+  the learners and the acting actors: on 2 cores, 3 of 11 busy processes.
+  This one starts an episode every `period_seconds` (at once if the last one
+  took longer), each with the learner's latest parameters, so its share is
+  about episode time / period. `period_seconds=0` evaluates continuously.
+  """
+
+  def __init__(self, loop: acme.EnvironmentLoop, actor: acme.Actor,
+               period_seconds: float):
+    self._loop = loop
+    self._actor = actor
+    self._period = period_seconds
+
+  def run(self):
+    while True:
+      start = time.time()
+      self._actor.update(wait=True)
+      self._loop.run(num_episodes=1)
+      time.sleep(max(0., self._period - (time.time() - start)))
 
 
 class Coordinator:

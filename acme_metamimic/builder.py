@@ -9,9 +9,10 @@ the task table. MetaMimic adds
   Reverb server;
 - `make_imitation_adder`: `adders.ImitationRewardAdder`, writing each imitation
   step to both tables;
-- `make_imitation_dataset_iterator` and `make_learner(..., prioritized=True)`:
-  the imitation learner, Acme's D4PG learner whose iterator writes TD-error
-  priorities back to Reverb (`learning.PriorityUpdatingIterator`);
+- `make_imitation_dataset_iterator` and `make_learner(..., priority_table=...)`:
+  the imitation learner, Acme's D4PG learner with an XLA-compiled step that
+  also writes the TD-error priorities of its batches back to Reverb
+  (`learning.D4PGLearner`);
 - `make_imitation_environment`: the demo-following environment of Algorithm 1.
 
 Every learner gets its own Adam optimizers at the configured learning rates
@@ -31,6 +32,7 @@ from acme.agents.tf.d4pg import agent as d4pg_agent
 from acme.tf import variable_utils
 from acme.utils import counting
 from acme.utils import loggers
+from acme_metamimic import actors as actors_lib
 from acme_metamimic import adders
 from acme_metamimic import config as config_lib
 from acme_metamimic import learning
@@ -173,11 +175,20 @@ class MetaMimicBuilder(d4pg_agent.D4PGBuilder):
       policy_network: snt.Module,
       adder: Optional[acme_adders.Adder] = None,
       variable_source: Optional[core.VariableSource] = None) -> core.Actor:
-    """Acme's feed-forward actor, refreshing parameters periodically.
+    """A feed-forward actor, refreshing parameters periodically.
 
     D4PG's builder fixes the period at 1000 steps; here it is
-    `config.variable_update_period`.
+    `config.variable_update_period`. With `config.numpy_actor_policy`, MLP
+    policies run in numpy (`actors.NumpyFeedForwardActor`); other policies,
+    and all with the flag off, use Acme's `FeedForwardActor`.
     """
+    if self._config.numpy_actor_policy:
+      try:
+        return actors_lib.NumpyFeedForwardActor(
+            policy_network, adder, variable_source,
+            update_period=self._config.variable_update_period)
+      except NotImplementedError:
+        pass
     variable_client = None
     if variable_source:
       variable_client = variable_utils.VariableClient(
@@ -197,7 +208,7 @@ class MetaMimicBuilder(d4pg_agent.D4PGBuilder):
       checkpoint: bool = False,
       priority_table: Optional[str] = None,
       replay_client: Optional[reverb.Client] = None):
-    """Acme's D4PG learner with its own Adam optimizers at the config's rates.
+    """Acme's D4PG learner (compiled, fused priorities), own Adam optimizers.
 
     Args:
       networks: (online, target) networks.
@@ -211,14 +222,15 @@ class MetaMimicBuilder(d4pg_agent.D4PGBuilder):
     """
     config = self._config
     online, target = networks
-    if priority_table is not None:
-      if replay_client is None:
-        raise ValueError('priority_table needs a replay_client.')
-      dataset = learning.PriorityUpdatingIterator(
-          dataset, online, target, replay_client.server_address,
-          priority_table, config.discount,
-          update_period=config.priority_update_period)
+    if priority_table is not None and replay_client is None:
+      raise ValueError('priority_table needs a replay_client.')
     return learning.D4PGLearner(
+        priority_table=priority_table,
+        server_address=(replay_client.server_address
+                        if priority_table is not None else None),
+        priority_update_period=config.priority_update_period,
+        steps_per_call=config.learner_steps_per_call,
+        jit_compile=config.learner_jit_compile,
         policy_network=online.policy_network,
         critic_network=online.critic_network,
         observation_network=online.observation_network,

@@ -1,24 +1,35 @@
-"""Prioritized replay for Acme's D4PG learner.
+"""D4PG learners for MetaMimic: Acme's step, compiled, with fused priorities.
 
-Acme's tf `D4PGLearner` samples from Reverb but never updates priorities. The
-paper's imitation table uses prioritized sampling *and* prioritized removal, so
-the imitation learner must write TD errors back. `PriorityUpdatingIterator`
-wraps the learner's dataset iterator: the learner's `tf.function` step pulls
-each batch through it, and the wrapper adds, inside that same graph, the
-computation of |E[target] - E[Q(o_t, a_t)]| with the learner's own online and
-target networks and a Reverb `update_priorities` op for the sampled keys. The
-D4PG loss, optimizers, target updates and checkpointing stay Acme's.
+`D4PGLearner` subclasses Acme's tf `D4PGLearner` and keeps everything a user of
+it relies on (constructor arguments, `get_variables`, `state` for Acme's
+`CheckpointingRunner`, counter and logger keys). What changes is how a step runs
+on a CPU-bound machine:
 
-`D4PGLearner` is Acme's learner plus a `state` property, so that Acme's
-`CheckpointingRunner` can checkpoint it under a directory of our choosing (the
-workdir), which is what lets a stopped program resume.
+- The SGD step is one function of the sampled batch, compiled with XLA
+  (`jit_compile=True`). Its math is Acme's: `losses.categorical` for the
+  critic, `losses.dpg` for the policy, global-norm clipping at 40, Adam, the
+  periodic target copy. Reverb sampling and priority writes are not XLA ops,
+  so they stay in the surrounding `tf.function`.
+- For the prioritized imitation table the step also returns
+  |r + gamma * d * E[Z'(o', pi'(o'))] - E[Z(o, a)]| from the forward pass the
+  loss already made (the same networks and values as a separate pass over the
+  batch before the update), and the surrounding function writes it with
+  `reverb.TFClient.update_priorities`, every `priority_update_period`-th batch.
+- `steps_per_call` SGD steps run per `step()` call, so the Python around a step
+  (counter, logger, timing) is paid once per call.
+
+`PriorityUpdatingIterator`, the earlier design, wraps the dataset iterator and
+makes a second forward pass for the priorities; it is kept for learners that are
+not this class (e.g. Acme's own) and for benchmarks of the difference.
 """
 
-from typing import Iterator, Mapping
+import time
+from typing import Dict, Iterator, Mapping, Optional, Tuple
 
 from acme import types
 from acme.agents.tf.d4pg import agent as d4pg_agent
 from acme.agents.tf.d4pg import learning as d4pg_learning
+from acme.tf import losses
 from acme.tf import savers as tf2_savers
 import reverb
 import tensorflow as tf
@@ -99,7 +110,139 @@ class PriorityUpdatingIterator:
 
 
 class D4PGLearner(d4pg_learning.D4PGLearner, tf2_savers.TFSaveable):
-  """Acme's D4PG learner exposing its TF state for `CheckpointingRunner`."""
+  """Acme's D4PG learner: compiled step, fused priorities, several steps a call.
+
+  Also exposes its TF state for `CheckpointingRunner` (`state`), which is what
+  lets a stopped program resume.
+  """
+
+  def __init__(self,
+               *args,
+               priority_table: Optional[str] = None,
+               server_address: Optional[str] = None,
+               priority_epsilon: float = 1e-3,
+               priority_update_period: int = 1,
+               steps_per_call: int = 1,
+               jit_compile: bool = True,
+               **kwargs):
+    """Creates the learner; `args` and `kwargs` are Acme's `D4PGLearner`'s.
+
+    Args:
+      *args: see `acme.agents.tf.d4pg.learning.D4PGLearner`.
+      priority_table: if given, the TD-error priorities of sampled batches are
+        written to this table of the server at `server_address`.
+      server_address: the Reverb server holding `priority_table`.
+      priority_epsilon: added so that no item gets priority 0.
+      priority_update_period: write priorities for every k-th batch only.
+      steps_per_call: SGD steps per `step()` call.
+      jit_compile: compile the SGD step with XLA.
+      **kwargs: see `acme.agents.tf.d4pg.learning.D4PGLearner`.
+    """
+    super().__init__(*args, **kwargs)
+    if priority_update_period < 1:
+      raise ValueError('priority_update_period must be >= 1, got '
+                       f'{priority_update_period}.')
+    if steps_per_call < 1:
+      raise ValueError(f'steps_per_call must be >= 1, got {steps_per_call}.')
+    if priority_table is not None and server_address is None:
+      raise ValueError('priority_table needs a server_address.')
+    self._priority_table = priority_table
+    self._priority_client = (reverb.TFClient(server_address)
+                             if priority_table is not None else None)
+    self._priority_epsilon = priority_epsilon
+    self._priority_update_period = priority_update_period
+    self._steps_per_call = steps_per_call
+    self._sgd_step = tf.function(self._sgd_step_fn, jit_compile=jit_compile)
+
+  def _sgd_step_fn(self, transitions: types.Transition
+                   ) -> Tuple[Dict[str, tf.Tensor], tf.Tensor]:
+    """One D4PG update on a batch; returns the losses and the TD errors.
+
+    The same computation as Acme's `D4PGLearner._step` after sampling (target
+    copy, Acme's losses, clipping, Adam), plus the priorities from its own
+    forward pass.
+    """
+    online_variables = (*self._observation_network.variables,
+                        *self._critic_network.variables,
+                        *self._policy_network.variables)
+    target_variables = (*self._target_observation_network.variables,
+                        *self._target_critic_network.variables,
+                        *self._target_policy_network.variables)
+    if tf.math.mod(self._num_steps, self._target_update_period) == 0:
+      for source, destination in zip(online_variables, target_variables):
+        destination.assign(source)
+    self._num_steps.assign_add(1)
+
+    discount = tf.cast(self._discount, dtype=transitions.discount.dtype)
+    with tf.GradientTape(persistent=True) as tape:
+      o_tm1 = self._observation_network(transitions.observation)
+      o_t = self._target_observation_network(transitions.next_observation)
+      o_t = tree.map_structure(tf.stop_gradient, o_t)
+      q_tm1 = self._critic_network(o_tm1, transitions.action)
+      q_t = self._target_critic_network(o_t, self._target_policy_network(o_t))
+      critic_loss = tf.reduce_mean(losses.categorical(
+          q_tm1, transitions.reward, discount * transitions.discount, q_t),
+                                   axis=[0])
+      dpg_a_t = self._policy_network(o_t)
+      dpg_q_t = self._critic_network(o_t, dpg_a_t).mean()
+      policy_loss = tf.reduce_mean(losses.dpg(
+          dpg_q_t, dpg_a_t, tape=tape,
+          dqda_clipping=1.0 if self._clipping else None,
+          clip_norm=self._clipping), axis=[0])
+
+    policy_variables = self._policy_network.trainable_variables
+    critic_variables = (self._observation_network.trainable_variables +
+                        self._critic_network.trainable_variables)
+    policy_gradients = tape.gradient(policy_loss, policy_variables)
+    critic_gradients = tape.gradient(critic_loss, critic_variables)
+    del tape
+    if self._clipping:
+      policy_gradients = tf.clip_by_global_norm(policy_gradients, 40.)[0]
+      critic_gradients = tf.clip_by_global_norm(critic_gradients, 40.)[0]
+    self._policy_optimizer.apply(policy_gradients, policy_variables)
+    self._critic_optimizer.apply(critic_gradients, critic_variables)
+
+    target = (tf.cast(transitions.reward, tf.float32) + tf.cast(
+        discount * transitions.discount, tf.float32) * q_t.mean())
+    td_errors = tf.stop_gradient(tf.abs(target - q_tm1.mean()))
+    return {'critic_loss': critic_loss, 'policy_loss': policy_loss}, td_errors
+
+  def _write_priorities(self, keys: tf.Tensor, td_errors: tf.Tensor):
+    priorities = tf.cast(td_errors + self._priority_epsilon, tf.float64)
+    return self._priority_client.update_priorities(
+        self._priority_table, keys, priorities)
+
+  @tf.function
+  def _step(self) -> Dict[str, tf.Tensor]:
+    fetches = {}
+    for _ in range(self._steps_per_call):
+      # The step count before this update decides whether its batch's
+      # priorities are written (0, k, 2k, ... as PriorityUpdatingIterator).
+      write = tf.equal(self._num_steps % self._priority_update_period, 0)
+      sample = next(self._iterator)
+      fetches, td_errors = self._sgd_step(sample.data)
+      if self._priority_client is not None:
+        if self._priority_update_period == 1:
+          self._write_priorities(sample.info.key, td_errors)
+        else:
+          tf.cond(write,
+                  lambda: self._write_priorities(sample.info.key, td_errors),
+                  tf.no_op)
+    return fetches
+
+  def step(self):
+    """`steps_per_call` SGD steps, then one counter increment and log write."""
+    fetches = self._step()
+    timestamp = time.time()
+    elapsed = timestamp - self._timestamp if self._timestamp else 0
+    self._timestamp = timestamp
+    fetches.update(self._counter.increment(steps=self._steps_per_call,
+                                           walltime=elapsed))
+    if self._checkpointer is not None:
+      self._checkpointer.save()
+    if self._snapshotter is not None:
+      self._snapshotter.save()
+    self._logger.write(fetches)
 
   @property
   def state(self) -> Mapping[str, object]:

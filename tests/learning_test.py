@@ -75,6 +75,7 @@ import acme
 from acme import specs
 from acme import wrappers
 from acme.agents.tf import actors
+from acme.agents.tf.d4pg import learning as d4pg_learning
 from acme.tf import savers as tf2_savers
 from acme.utils import counting
 from acme.utils import loggers
@@ -82,12 +83,14 @@ from dm_control import suite
 import numpy as np
 import pytest
 import reverb
+import sonnet as snt
 import tensorflow as tf
 import tree
 
 from acme_metamimic import agent as agent_lib
 from acme_metamimic import builder as builder_lib
 from acme_metamimic import config as config_lib
+from acme_metamimic import learning
 from acme_metamimic import networks
 from acme_metamimic.demonstrations import dataset
 from acme_metamimic.environments import imitation
@@ -391,6 +394,116 @@ def test_priorities_written_for_a_sampled_batch_are_its_td_errors():
                              rtol=1e-5, atol=1e-5)
   assert all(priority == config.initial_priority
              for key, priority in written.items() if key not in batch_keys)
+  server.stop()
+
+
+def _learner_on_batch(learner_class, builder, spec, batch, **kwargs):
+  """A goal-conditioned learner with seed-0 networks, drawing `batch` only.
+
+  Returns (learner, online networks, target networks).
+  """
+  tf.random.set_seed(0)
+  online = networks.make_networks(spec, observation_keys=KEYS,
+                                  goal_conditioned=True, vmax=VMAX, **SMALL)
+  target = copy.deepcopy(online)
+  imitation_spec = imitation.imitation_environment_spec(spec)
+  online.init(imitation_spec)
+  target.init(imitation_spec)
+  config = builder.config
+  learner = learner_class(
+      policy_network=online.policy_network,
+      critic_network=online.critic_network,
+      observation_network=online.observation_network,
+      target_policy_network=target.policy_network,
+      target_critic_network=target.critic_network,
+      target_observation_network=target.observation_network,
+      policy_optimizer=snt.optimizers.Adam(config.policy_learning_rate),
+      critic_optimizer=snt.optimizers.Adam(config.critic_learning_rate),
+      discount=config.discount,
+      target_update_period=config.target_update_period,
+      dataset_iterator=iter(tf.data.Dataset.from_tensors(batch).repeat()),
+      logger=loggers.NoOpLogger(), checkpoint=False, **kwargs)
+  return learner, online, target
+
+
+def _gradients_and_weights(learner):
+  """Adam's first moments after one step (0.1 x the gradients) and weights."""
+  arrays = {}
+  for name in ('policy_optimizer', 'critic_optimizer'):
+    for i, m in enumerate(getattr(learner, f'_{name}').m):
+      arrays[f'{name}/m/{i}'] = m.numpy()
+  for name in NETWORKS:
+    for i, variable in enumerate(
+        getattr(learner, f'_{name}_network').variables):
+      arrays[f'{name}/{i}'] = variable.numpy()
+  return arrays
+
+
+def test_compiled_step_with_fused_priorities_matches_acmes_step():
+  """One step on one batch: Acme's learner, ours with and without XLA.
+
+  Acme's `D4PGLearner` with the separate priority pass
+  (`PriorityUpdatingIterator`) is the reference: the same losses, gradients
+  (Adam's first moments) and updated weights, and TD errors equal to what the
+  separate pass computes from the same networks before the update.
+  """
+  config = _small_config(batch_size=16, target_update_period=100)
+  builder, spec, server, client = _replay_with_one_episode(config)
+  batch = next(builder.make_imitation_dataset_iterator(client))
+
+  reference, online, target = _learner_on_batch(
+      d4pg_learning.D4PGLearner, builder, spec, batch)
+  # The step's first act is the target copy (step 0), so the separate pass
+  # sees online = target.
+  for name in NETWORKS:
+    for source, destination in zip(
+        getattr(online, f'{name}_network').variables,
+        getattr(target, f'{name}_network').variables):
+      destination.assign(source)
+  separate_pass = learning.PriorityUpdatingIterator(
+      iter(()), online, target, client.server_address,
+      config_lib.IMITATION_TABLE, config.discount)
+  expected_td = separate_pass.td_errors(batch.data).numpy()
+  expected_losses = {k: v.numpy() for k, v in reference._step().items()}
+  expected = _gradients_and_weights(reference)
+
+  for jit_compile, rtol in ((False, 1e-6), (True, 1e-4)):
+    learner, _, _ = _learner_on_batch(learning.D4PGLearner, builder, spec,
+                                      batch, jit_compile=jit_compile)
+    losses, td_errors = learner._sgd_step(batch.data)
+    for key, value in expected_losses.items():
+      np.testing.assert_allclose(losses[key].numpy(), value, rtol=rtol,
+                                 err_msg=f'{key}, XLA {jit_compile}')
+    np.testing.assert_allclose(td_errors.numpy(), expected_td, rtol=rtol,
+                               atol=1e-5, err_msg=f'TD errors, XLA {jit_compile}')
+    arrays = _gradients_and_weights(learner)
+    assert set(arrays) == set(expected)
+    for key, value in expected.items():
+      np.testing.assert_allclose(arrays[key], value, rtol=rtol, atol=1e-6,
+                                 err_msg=f'{key}, XLA {jit_compile}')
+  server.stop()
+
+
+def test_several_steps_per_call_count_and_write_every_batch():
+  config = _small_config(batch_size=8, learner_steps_per_call=3,
+                         imitation_sampler='uniform')
+  builder, spec, server, client = _replay_with_one_episode(config)
+  table = config_lib.IMITATION_TABLE
+  recorder = _RecordingIterator(builder.make_imitation_dataset_iterator(client))
+  counter = counting.Counter()
+  learner, _, _ = _make_learner(builder, spec, client, table, recorder,
+                                counter)
+  keys = set(_priorities(client, table))
+  learner.step()
+  assert learner.state['num_steps'].numpy() == 3
+  assert counter.get_counts()['steps'] == 3
+  assert len(recorder.batches) == 3
+  written = _priorities(client, table)
+  drawn = {int(key) for batch in recorder.batches for key in batch.info.key}
+  assert drawn <= keys
+  assert all(written[key] != config.initial_priority for key in drawn)
+  assert all(written[key] == config.initial_priority
+             for key in keys - drawn)
   server.stop()
 
 
