@@ -1,6 +1,5 @@
 """MetaMimic replay, adder and learners against a real Reverb server."""
 
-import dataclasses
 
 import acme
 from acme import specs
@@ -36,15 +35,6 @@ def demos(env):
       include_actions=True) for i in range(2)]
 
 
-def _shortened(demo, num_steps):
-  """The first `num_steps` steps of `demo`: its episodes end by themselves."""
-  return dataclasses.replace(
-      demo, observations={k: v[:num_steps + 1]
-                          for k, v in demo.observations.items()},
-      physics_states=demo.physics_states[:num_steps + 1],
-      rewards=demo.rewards[:num_steps], actions=demo.actions[:num_steps])
-
-
 def _server(builder, env):
   server = reverb.Server(
       builder.make_replay_tables(specs.make_environment_spec(env)), port=None)
@@ -68,7 +58,7 @@ def _replay_with_one_episode(config, env, demo, num_steps):
   server, client = _server(builder, env)
   adder = builder.make_imitation_adder(client)
   im_env = builder.make_imitation_environment(
-      env, [_shortened(demo, num_steps)], seed=0)
+      env, [demo.prefix(num_steps)], seed=0)
   _add_zero_action_episode(adder, im_env, im_env.reset())
   return builder, server, client, adder, im_env
 
@@ -101,7 +91,7 @@ def test_adder_writes_imitation_reward_with_goal_and_task_reward_without(
   builder = builder_lib.MetaMimicBuilder(config)
   server, client = _server(builder, env)
   adder = builder.make_imitation_adder(client)
-  demo = _shortened(demos[0], 12)
+  demo = demos[0].prefix(12)
   im_env = builder.make_imitation_environment(env, [demo], seed=0)
   reward = builder.make_imitation_reward()
   rng = np.random.default_rng(0)
@@ -179,7 +169,7 @@ def test_single_writer_adder_matches_two_stock_n_step_adders(
   reward = builder.make_imitation_reward()
   if early_termination == 'none':
     im_env = builder.make_imitation_environment(
-        env, [_shortened(demos[0], 9)], seed=0)
+        env, [demos[0].prefix(9)], seed=0)
     rng = np.random.default_rng(1)
     timesteps, actions = [im_env.reset()], []
     while not timesteps[-1].last():
@@ -303,7 +293,7 @@ def test_lowest_priority_items_are_removed_first(env, demos):
   priorities = dict(zip(keys, [5., 0.5, 4., 0.1, 3., 2.]))
   client.mutate_priorities('imitation', updates=priorities)
   _add_zero_action_episode(adder, im_env,
-                           im_env.reset_to_demo(_shortened(demos[1], 2)))
+                           im_env.reset_to_demo(demos[1].prefix(2)))
   remaining = {s.info.key for s in _samples(client, 'imitation')}
   assert len(remaining) == 6
   lowest_two = sorted(priorities, key=priorities.get)[:2]

@@ -12,7 +12,6 @@ the scripts wrote. Training with `run_local.py` on local_mp is covered by
 program_test.py; here it would cost minutes of node start-up on 2 cores.
 """
 
-import dataclasses
 import json
 import os
 import subprocess
@@ -43,14 +42,6 @@ IMITATION_STEPS = 40
 TASK_STEPS = 10
 
 
-def _shortened(demo, num_steps):
-  return dataclasses.replace(
-      demo, observations={k: v[:num_steps + 1]
-                          for k, v in demo.observations.items()},
-      physics_states=demo.physics_states[:num_steps + 1],
-      rewards=demo.rewards[:num_steps])
-
-
 def _train(workdir, train_demos):
   """Trains a tiny agent; writes learner checkpoints and summary.json.
 
@@ -72,7 +63,7 @@ def _train(workdir, train_demos):
   counter = counting.Counter(time_delta=0.)
   acme.EnvironmentLoop(
       agent.builder.make_imitation_environment(
-          environment, [_shortened(d, IMITATION_STEPS) for d in train_demos],
+          environment, [d.prefix(IMITATION_STEPS) for d in train_demos],
           seed=1),
       agent, counter=counting.Counter(counter, 'imitation_actor',
                                       time_delta=0.),

@@ -5,8 +5,6 @@ physics states), never from what the environment reports, so a goal that is
 off by one frame or an early termination at the wrong step fails here.
 """
 
-import dataclasses
-
 from acme import wrappers
 import dm_env
 import numpy as np
@@ -29,17 +27,9 @@ def env():
 @pytest.fixture(scope='module')
 def demos(env):
   """Two style-A demos, with actions, cut to `NUM_STEPS` steps."""
-  return [_cut(scripted.record_demonstration(
+  return [scripted.record_demonstration(
       env, scripted.ScriptedDemonstrator('A', seed=i), episode_id=i,
-      include_actions=True), NUM_STEPS) for i in range(2)]
-
-
-def _cut(demo, num_steps):
-  return dataclasses.replace(
-      demo, observations={k: v[:num_steps + 1]
-                          for k, v in demo.observations.items()},
-      physics_states=demo.physics_states[:num_steps + 1],
-      rewards=demo.rewards[:num_steps], actions=demo.actions[:num_steps])
+      include_actions=True).prefix(NUM_STEPS) for i in range(2)]
 
 
 def _imitation_env(env, demos, curriculum=False, **config):

@@ -75,6 +75,15 @@ class Demonstration:
   def frame(self, t: int) -> Dict[str, np.ndarray]:
     return {k: v[t] for k, v in self.observations.items()}
 
+  def prefix(self, num_steps: int) -> 'Demonstration':
+    """The demo's first `num_steps` steps (frames 0..num_steps)."""
+    return dataclasses.replace(
+        self,
+        observations={k: v[:num_steps + 1] for k, v in self.observations.items()},
+        physics_states=self.physics_states[:num_steps + 1],
+        rewards=self.rewards[:num_steps],
+        actions=None if self.actions is None else self.actions[:num_steps])
+
 
 @dataclasses.dataclass
 class DemonstrationSet:
