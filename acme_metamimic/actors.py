@@ -46,11 +46,16 @@ class NumpyPolicy:
 
     Args:
       policy_network: the actor's policy, e.g. `D4PGNetworks.make_policy`.
-      seed: seeds the exploration noise (`ClippedGaussian`).
+      seed: seeds the exploration noise (`ClippedGaussian`); by default the
+        seed is drawn from TensorFlow's global generator, so that
+        `tf.random.set_seed` makes the noise repeatable, as it does for
+        Acme's TF actor.
 
     Raises:
       NotImplementedError: for a module this class cannot evaluate.
     """
+    if seed is None:
+      seed = int(tf.random.uniform((), maxval=2**31 - 1, dtype=tf.int64))
     self._rng = np.random.default_rng(seed)
     self._weights: List[np.ndarray] = []
     self._variables: List[tf.Variable] = []

@@ -375,6 +375,14 @@ class Coordinator:
     return {name: info.current_size
             for name, info in self._replay.server_info().items()}
 
+  def _held_out_return(self) -> str:
+    """The latest held-out imitation return the evaluator logged, if any."""
+    rows = csv_logs.read_csv_log(self._workdir,
+                                 'evaluator_imitation_validation')
+    if not rows or 'imitation_return' not in rows[-1]:
+      return ''
+    return f'  held-out imitation return {rows[-1]["imitation_return"]:.1f}'
+
   def _done(self, counts: Dict[str, float], elapsed: float) -> bool:
     steps = counts.get(self._steps_key, 0)
     return ((self._max_learner_steps is not None and
@@ -392,8 +400,8 @@ class Coordinator:
             f'steps {counts.get("task_learner_steps", 0):.0f}  imitation '
             f'actor steps {counts.get("imitation_actor_steps", 0):.0f}  task '
             f'actor steps {counts.get("task_actor_steps", 0):.0f}  replay '
-            f'imitation {sizes.get("imitation", 0)} task {sizes.get("task", 0)}',
-            flush=True)
+            f'imitation {sizes.get("imitation", 0)} task {sizes.get("task", 0)}'
+            f'{self._held_out_return()}', flush=True)
       if self._done(counts, elapsed):
         break
       time.sleep(self._poll_seconds)

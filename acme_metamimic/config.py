@@ -72,10 +72,12 @@ class MetaMimicConfig(d4pg_agent.D4PGConfig):
   # (1: every batch, the paper's behaviour). Each update is an extra forward
   # pass of all networks; see docs/benchmarks.md for its measured cost.
   priority_update_period: int = 1
-  # Learners: the SGD step compiled with XLA (1.9x the stock step's rate on a
-  # fixed batch on 2 CPU cores, docs/benchmarks.md), and SGD steps per
-  # `step()` call (the Python around a step is paid once per call).
-  learner_jit_compile: bool = True
+  # Learners: the SGD step compiled with XLA (+6-11% SGD steps/s on 2 CPU
+  # cores, docs/benchmarks.md) at the price of ~10 s of compilation when a
+  # learner starts. Off by default, as in Acme, since tests and short scripts
+  # build many learners; launch/run_local.py turns it on (--jit_compile).
+  learner_jit_compile: bool = False
+  # SGD steps per `step()` call (the Python around a step is paid once).
   learner_steps_per_call: int = 1
   # Actors evaluate MLP policies in numpy instead of a TF call per step
   # (actors.NumpyFeedForwardActor; image policies always use TF).

@@ -6,7 +6,8 @@ it relies on (constructor arguments, `get_variables`, `state` for Acme's
 on a CPU-bound machine:
 
 - The SGD step is one function of the sampled batch, compiled with XLA
-  (`jit_compile=True`). Its math is Acme's: `losses.categorical` for the
+  when `jit_compile` (`MetaMimicConfig.learner_jit_compile`, which
+  launch/run_local.py turns on). Its math is Acme's: `losses.categorical` for the
   critic, `losses.dpg` for the policy, global-norm clipping at 40, Adam, the
   periodic target copy. Reverb sampling and priority writes are not XLA ops,
   so they stay in the surrounding `tf.function`.

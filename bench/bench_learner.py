@@ -190,6 +190,7 @@ def main():
   env_spec = specs.make_environment_spec(env)
   config = config_lib.features_config(
       batch_size=args.batch_size, min_replay_size=1, samples_per_insert=None,
+      learner_jit_compile=True,  # As run_local configures the learners.
       max_replay_size=max(10_000, 2 * args.prefill))
   builder = builder_lib.MetaMimicBuilder(config)
   server = reverb.Server(builder.make_replay_tables(env_spec), port=None)

@@ -68,6 +68,10 @@ _CHECKPOINT_MINUTES = flags.DEFINE_integer(
     'checkpoint_minutes', 1, 'Minutes between checkpoints of learners, '
     'counter and replay.')
 
+_JIT_COMPILE = flags.DEFINE_bool(
+    'jit_compile', True, 'Compile the learners\' SGD step with XLA '
+    '(MetaMimicConfig.learner_jit_compile).')
+
 _NODE_ENV = {'TF_CPP_MIN_LOG_LEVEL': '2', 'CUDA_VISIBLE_DEVICES': '',
              'MUJOCO_GL': os.environ.get('MUJOCO_GL', 'egl')}
 
@@ -144,7 +148,8 @@ def make_program_definition(
   config = baseline.apply(config_lib.features_config(
       num_imitation_actors=num_imitation_actors,
       num_task_actors=num_task_actors, seed=_SEED.value,
-      demo_curriculum=_CURRICULUM.value, variable_update_period=100))
+      demo_curriculum=_CURRICULUM.value, variable_update_period=100,
+      learner_jit_compile=_JIT_COMPILE.value))
   if demo_paths is None:
     demo_paths = {agent_distributed.TRAIN: os.path.abspath(_DEMOS.value),
                   agent_distributed.VALIDATION: os.path.abspath(

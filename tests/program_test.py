@@ -61,6 +61,11 @@ def _log_rows(workdir, label):
   return [dict(zip(header, line.split(','))) for line in lines[1:]]
 
 
+# Only the first run below compiles the learners with XLA (run_local's
+# default): compiling costs about 10 s per learner, and the XLA step itself is
+# checked against Acme's in tests/learning_test.py.
+
+
 def test_program_runs_then_resumes(tmp_path, demo_dirs):
   workdir = str(tmp_path / 'run')
   summary, output = _run(workdir, demo_dirs, '--max_learner_steps=30',
@@ -79,7 +84,7 @@ def test_program_runs_then_resumes(tmp_path, demo_dirs):
   first_steps = counts['imitation_learner_steps']
 
   summary, output = _run(workdir, demo_dirs, '--max_learner_steps=40',
-                         '--max_seconds=300')
+                         '--max_seconds=300', '--nojit_compile')
   progress = [tuple(map(int, m.groups())) for m in PROGRESS.finditer(output)]
   assert progress, output[-3000:]
   restored_steps, restored_imitation, restored_task = progress[0]
@@ -95,6 +100,7 @@ def test_d4pgfd_baseline_runs_task_nodes_only_and_inserts_demos_once(
   workdir = str(tmp_path / 'd4pgfd')
   # Trains on the first 2 of the 3 demos (--max_train_demos).
   summary, output = _run(workdir, demo_dirs, '--baseline=d4pgfd',
+                         '--nojit_compile',
                          '--max_learner_steps=20', '--max_seconds=300',
                          '--max_train_demos=2')
   assert 'training on the first 2 of 3 demos' in output
@@ -119,6 +125,7 @@ def test_d4pgfd_baseline_runs_task_nodes_only_and_inserts_demos_once(
                                          'evaluator_imitation_validation'))
 
   summary, output = _run(workdir, demo_dirs, '--baseline=d4pgfd',
+                         '--nojit_compile',
                          '--max_learner_steps=30', '--max_seconds=300',
                          '--max_train_demos=2')
   assert 'demo steps written to the task table' not in output
@@ -151,7 +158,8 @@ def test_killed_actor_does_not_stop_learning(tmp_path, demo_dirs):
   # writing to a full pipe would block.
   log = open(tmp_path / 'launcher.log', 'w+')
   launcher = subprocess.Popen(
-      _command(workdir, demo_dirs, '--max_seconds=75'), cwd=ROOT,
+      _command(workdir, demo_dirs, '--max_seconds=75', '--nojit_compile'),
+      cwd=ROOT,
       stdout=log, stderr=subprocess.STDOUT, text=True)
   try:
     deadline = time.time() + 300
