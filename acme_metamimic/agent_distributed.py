@@ -31,6 +31,7 @@ counts and replay.
 import copy
 import json
 import os
+import threading
 import time
 from typing import Callable, Dict, Optional, Sequence
 
@@ -347,11 +348,18 @@ class PeriodicEvaluator:
     self._period = period_seconds
 
   def run(self):
-    while True:
-      start = time.time()
-      self._actor.update(wait=True)
-      self._loop.run(num_episodes=1)
-      time.sleep(max(0., self._period - (time.time() - start)))
+    # Launchpad's stop (SIGTERM) ends the wait between episodes at once; an
+    # episode under way is ended by Acme's loop itself.
+    stop = threading.Event()
+    lp.register_stop_handler(stop.set)
+    try:
+      while not stop.is_set():
+        start = time.time()
+        self._actor.update(wait=True)
+        self._loop.run(num_episodes=1)
+        stop.wait(max(0., self._period - (time.time() - start)))
+    finally:
+      lp.unregister_stop_handler(stop.set)
 
 
 class Coordinator:
