@@ -33,7 +33,7 @@ import json
 import os
 import threading
 import time
-from typing import Callable, Dict, Optional, Sequence
+from typing import Callable, Dict, Optional, Sequence, Tuple
 
 import acme
 from acme import specs
@@ -263,23 +263,36 @@ class DistributedMetaMimic:
           max_step=self._config.curriculum_max_step, seed=actor_id)
     return environment
 
-  def evaluator(self, variable_source: acme.VariableSource,
-                counter: counting.Counter, kind: str):
-    """Greedy evaluation: 'imitation_validation', 'imitation_train', 'task'."""
-    goal_conditioned = kind != 'task'
-    environment = self._environment_factory(3000 + EVALUATORS.index(kind))
-    if goal_conditioned:
-      split = VALIDATION if kind == 'imitation_validation' else TRAIN
-      # Evaluators follow whole demos, so returns compare across runs.
-      environment = self._builder.make_imitation_environment(
-          environment, self._demonstrations_factory(split), seed=0,
-          curriculum=False, early_termination='none')
-    actor = self._builder.make_actor(
-        self._policy(goal_conditioned, 0.), variable_source=variable_source)
-    return PeriodicEvaluator(
-        self._loop(f'evaluator_{kind}', environment, actor, counter,
-                   goal_conditioned),
-        actor, self._config.evaluation_period_seconds)
+  def evaluator(self, imitation_source: Optional[acme.VariableSource],
+                task_source: acme.VariableSource,
+                counter: counting.Counter):
+    """Greedy evaluation of every kind in `EVALUATORS`, in one node.
+
+    One process instead of one per kind: each node imports TensorFlow and
+    builds its environments (about 10 s of CPU on 2 cores), and the kinds take
+    turns anyway, one episode each per period. Without an imitation learner
+    (the task-only baselines) only 'task' runs.
+    """
+    loops_and_actors = []
+    for kind in EVALUATORS:
+      goal_conditioned = kind != 'task'
+      source = imitation_source if goal_conditioned else task_source
+      if source is None:
+        continue
+      environment = self._environment_factory(3000 + EVALUATORS.index(kind))
+      if goal_conditioned:
+        split = VALIDATION if kind == 'imitation_validation' else TRAIN
+        # Evaluators follow whole demos, so returns compare across runs.
+        environment = self._builder.make_imitation_environment(
+            environment, self._demonstrations_factory(split), seed=0,
+            curriculum=False, early_termination='none')
+      actor = self._builder.make_actor(
+          self._policy(goal_conditioned, 0.), variable_source=source)
+      loops_and_actors.append((self._loop(
+          f'evaluator_{kind}', environment, actor, counter, goal_conditioned),
+                               actor))
+    return PeriodicEvaluator(loops_and_actors,
+                             self._config.evaluation_period_seconds)
 
   def coordinator(self, counter: counting.Counter, replay: reverb.Client):
     return Coordinator(
@@ -320,43 +333,42 @@ class DistributedMetaMimic:
           program.add_node(lp.CourierNode(
               self.task_actor, replay, task_learner, counter, actor_id))
     with program.group('evaluator'):
-      for kind in EVALUATORS:
-        if kind == 'task':
-          source = task_learner
-        elif imitation_learner is not None:
-          source = imitation_learner
-        else:
-          continue
-        program.add_node(lp.CourierNode(self.evaluator, source, counter, kind))
+      program.add_node(lp.CourierNode(self.evaluator, imitation_learner,
+                                      task_learner, counter))
     return program
 
 
 class PeriodicEvaluator:
-  """Runs an evaluator's Acme loop one episode at a time, on a schedule.
+  """Runs evaluators' Acme loops one episode each, on a schedule.
 
   An evaluator that loops without pause takes a full share of the CPU from
   the learners and the acting actors: on 2 cores, 3 of 11 busy processes.
-  This one starts an episode every `period_seconds` (at once if the last one
-  took longer), each with the learner's latest parameters, so its share is
-  about episode time / period. `period_seconds=0` evaluates continuously.
+  This one starts a round every `period_seconds` (at once if the last one
+  took longer): one episode of each (loop, actor) pair in turn, each with its
+  learner's latest parameters, so its share is about round time / period.
+  `period_seconds=0` evaluates continuously.
   """
 
-  def __init__(self, loop: acme.EnvironmentLoop, actor: acme.Actor,
+  def __init__(self,
+               loops_and_actors: Sequence[Tuple[acme.EnvironmentLoop,
+                                                acme.Actor]],
                period_seconds: float):
-    self._loop = loop
-    self._actor = actor
+    self._loops_and_actors = list(loops_and_actors)
     self._period = period_seconds
 
   def run(self):
-    # Launchpad's stop (SIGTERM) ends the wait between episodes at once; an
+    # Launchpad's stop (SIGTERM) ends the wait between rounds at once; an
     # episode under way is ended by Acme's loop itself.
     stop = threading.Event()
     lp.register_stop_handler(stop.set)
     try:
       while not stop.is_set():
         start = time.time()
-        self._actor.update(wait=True)
-        self._loop.run(num_episodes=1)
+        for loop, actor in self._loops_and_actors:
+          if stop.is_set():
+            break
+          actor.update(wait=True)
+          loop.run(num_episodes=1)
         stop.wait(max(0., self._period - (time.time() - start)))
     finally:
       lp.unregister_stop_handler(stop.set)

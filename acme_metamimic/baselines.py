@@ -18,11 +18,12 @@ the imitation nodes, wraps task-actor environments and inserts the demos.
 """
 
 import dataclasses
-from typing import Mapping, Optional, Sequence
+from typing import List, Mapping, Optional, Sequence
 
 from acme import adders as acme_adders
 from acme import wrappers
 from acme_metamimic import config as config_lib
+from acme_metamimic import presets
 from acme_metamimic.demonstrations import dataset
 from acme_metamimic.environments import imitation
 from acme_metamimic.environments import jaco_stack
@@ -77,6 +78,42 @@ def get(name: str) -> Baseline:
   return BASELINES[name]
 
 
+
+def check_comparison(baseline_names: Sequence[str],
+                     preset_names: Sequence[str], demo_counts: Sequence[str],
+                     num_episodes: int) -> List[int]:
+  """Checks a comparison's settings (`launch/compare_baselines.py`' flags).
+
+  Raises ValueError, naming the flag, before anything is trained: unknown
+  baselines or presets, presets of different environments (they would need
+  different demo sets), demo counts that are not integers or are below
+  `num_episodes` (the evaluation must follow only demos trained on). Returns
+  the demo counts as integers.
+  """
+  for name in baseline_names:
+    try:
+      get(name)
+    except ValueError as e:
+      raise ValueError(f'--baselines: {e}') from e
+  try:
+    environments = {presets.get(preset).environment for preset in preset_names}
+  except ValueError as e:
+    raise ValueError(f'--presets: {e}') from e
+  if len(environments) != 1:
+    raise ValueError(f'--presets={",".join(preset_names)} use the '
+                     f'environments {sorted(environments)}; give presets '
+                     'of one environment, which share one demo set.')
+  try:
+    counts = [int(count) for count in demo_counts]
+  except ValueError as e:
+    raise ValueError(f'--demo_counts: {e}') from e
+  if any(count < num_episodes for count in counts):
+    raise ValueError(
+        f'--demo_counts={",".join(demo_counts)}: every count must be at '
+        f'least --num_episodes={num_episodes}, so that the evaluation '
+        'only follows demos the agent trained on.')
+  return counts
+
 class CurriculumStartEnvironment(wrappers.EnvironmentWrapper):
   """A task environment whose episodes start at demonstration states.
 
@@ -106,7 +143,6 @@ def load_demonstrations_with_actions(preset: str, path: str,
                                      ) -> Sequence[dataset.Demonstration]:
   """`presets.load_demonstrations` with the demonstrator actions (D4PGfD)."""
   from acme import specs  # pylint: disable=g-import-not-at-top
-  from acme_metamimic import presets  # pylint: disable=g-import-not-at-top
   environment = presets.make_environment(preset, seed=0)
   return dataset.load_demonstrations(
       path, specs.make_environment_spec(environment),

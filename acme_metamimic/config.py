@@ -82,9 +82,9 @@ class MetaMimicConfig(d4pg_agent.D4PGConfig):
   # Actors evaluate MLP policies in numpy instead of a TF call per step
   # (actors.NumpyFeedForwardActor; image policies always use TF).
   numpy_actor_policy: bool = True
-  # Evaluators start one episode every this many seconds (0: back to back).
-  # Back to back, the three evaluators of the distributed program took 3 of
-  # the 11 busy processes' CPU on 2 cores; at 30 s they take a few percent.
+  # The evaluator node starts a round (one episode of each kind) every this
+  # many seconds (0: back to back). Back to back, three evaluator processes
+  # took 3 of the 11 busy processes' CPU on 2 cores; at 30 s, a few percent.
   evaluation_period_seconds: float = 30.
   reward_body_key: str = 'body'
   reward_scene_key: Optional[str] = None

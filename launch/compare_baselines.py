@@ -43,7 +43,6 @@ from absl import app
 from absl import flags
 
 from acme_metamimic import baselines
-from acme_metamimic import presets
 
 _ROOT = flags.DEFINE_string('root', 'workdir/baselines',
                             'One workdir per agent is made under this.')
@@ -184,29 +183,11 @@ def markdown(rows):
 
 def main(argv):
   del argv
-  for name in _BASELINES.value:
-    try:
-      baselines.get(name)
-    except ValueError as e:
-      raise app.UsageError(f'--baselines: {e}') from e
   try:
-    environments = {presets.get(preset).environment
-                    for preset in _PRESETS.value}
+    counts = baselines.check_comparison(_BASELINES.value, _PRESETS.value,
+                                        _DEMO_COUNTS.value, _NUM_EPISODES.value)
   except ValueError as e:
-    raise app.UsageError(f'--presets: {e}') from e
-  if len(environments) != 1:
-    raise app.UsageError(f'--presets={",".join(_PRESETS.value)} use the '
-                         f'environments {sorted(environments)}; give presets '
-                         'of one environment, which share one demo set.')
-  try:
-    counts = [int(count) for count in _DEMO_COUNTS.value]
-  except ValueError as e:
-    raise app.UsageError(f'--demo_counts: {e}') from e
-  if any(count < _NUM_EPISODES.value for count in counts):
-    raise app.UsageError(
-        f'--demo_counts={",".join(_DEMO_COUNTS.value)}: every count must be at '
-        f'least --num_episodes={_NUM_EPISODES.value}, so that the evaluation '
-        'only follows demos the agent trained on.')
+    raise app.UsageError(str(e)) from e
   root = os.path.abspath(_ROOT.value)
   os.makedirs(root, exist_ok=True)
   demos = {split: os.path.join(root, f'demos_{split}')

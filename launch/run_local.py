@@ -207,11 +207,16 @@ def main(argv):
 
 
 def _node_processes():
+  """(group, process) for every node process; group '' if unknown."""
   nodes = []
   for process in psutil.Process().children(recursive=True):
     try:
       if 'process_entry.py' in ' '.join(process.cmdline()):
-        nodes.append(process)
+        # Launchpad's current-terminal launcher runs each node under
+        # `decorate_output COLOUR TITLE command...`, TITLE = 'group/index'.
+        wrapper = process.parent().cmdline()
+        group = wrapper[2].split('/')[0] if len(wrapper) > 2 else ''
+        nodes.append((group, process))
     except psutil.Error:  # Ended (or a zombie) between listing and reading.
       pass
   return nodes
@@ -225,23 +230,37 @@ def wait_for(summary_path: str, poll_seconds: float = 1.):
       return
 
 
+# Nodes that write to replay stop first, so that their last items are flushed
+# while the replay server still runs (stopped together, each actor waited 10 s
+# for a flush that could not complete); then the learners (they checkpoint),
+# then replay, counter and coordinator.
+_STOP_ORDER = (('imitation_actor', 'task_actor', 'evaluator'),
+               ('imitation_learner', 'task_learner'))
+
+
 def stop_nodes(grace_seconds: float = 20.):
   """Ends the program: SIGTERM (nodes checkpoint), then SIGKILL stragglers.
+
+  Stage by stage (`_STOP_ORDER`), each given `grace_seconds`.
 
   Launchpad's own stop path kills the launcher too (exit 137); ending the
   nodes here lets the launcher print the summary and exit 0.
   """
   nodes = _node_processes()
-  for process in nodes:
-    try:
-      process.send_signal(signal.SIGTERM)
-    except psutil.NoSuchProcess:
-      pass
-  _, alive = psutil.wait_procs(nodes, timeout=grace_seconds)
-  for process in alive:
-    logging.warning('Node %s did not stop in %.0fs; killing it.',
-                    process.pid, grace_seconds)
-    process.kill()
+  stages = [[p for g, p in nodes if g in groups] for groups in _STOP_ORDER]
+  staged = {p.pid for stage in stages for p in stage}
+  stages.append([p for _, p in nodes if p.pid not in staged])
+  for stage in stages:
+    for process in stage:
+      try:
+        process.send_signal(signal.SIGTERM)
+      except psutil.NoSuchProcess:
+        pass
+    _, alive = psutil.wait_procs(stage, timeout=grace_seconds)
+    for process in alive:
+      logging.warning('Node %s did not stop in %.0fs; killing it.',
+                      process.pid, grace_seconds)
+      process.kill()
 
 
 def print_summary(summary, wall_seconds: float):

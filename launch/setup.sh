@@ -64,6 +64,15 @@ log "installing pinned dependencies with uv"
 "$VENV/bin/uv" pip install -q --python "$VENV/bin/python" -c "$CONSTRAINTS" \
   -e "$ROOT[test]"
 "$VENV/bin/uv" pip install -q --python "$VENV/bin/python" --no-deps dm-acme==0.4.0
+# Bytecode for every installed module, written once here: where
+# PYTHONDONTWRITEBYTECODE is set (as on these machines) Python never caches
+# it, and each of the program's ~8 node processes recompiled TensorFlow's
+# sources at start-up (importing the agent: 14.6 s of CPU without the cache,
+# 5.4 s with it, on 2 cores). About 40 s. A few packages ship files that do
+# not compile (Python 2 examples); they are skipped.
+log "compiling bytecode"
+"$VENV/bin/python" -m compileall -q -j 0 "$VENV/lib/python3.10/site-packages" \
+  "$ROOT/acme_metamimic" >/dev/null || true
 "$VENV/bin/python" - <<'PY'
 import acme, launchpad, reverb, sonnet, tensorflow, trfl, mujoco, dm_control
 print("[setup] ok: acme", acme.__version__, "tf", tensorflow.__version__,

@@ -106,7 +106,7 @@ def test_each_baseline_program_has_only_its_nodes(jaco_demos, tmp_path):
                        'task_learner': 1, 'task_actor': 1, 'evaluator': 1}
   expected = {
       'metamimic': dict(without_imitation, imitation_learner=1,
-                        imitation_actor=2, evaluator=3),
+                        imitation_actor=2),
       'd4pg': without_imitation, 'd4pgfd': without_imitation,
       'd4pg_curriculum': without_imitation}
   expected['metamimic_curriculum'] = expected['metamimic']

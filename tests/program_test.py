@@ -1,7 +1,7 @@
 """The real Launchpad program on local_mp: data flow, resume, actor failure.
 
 Each test runs `launch/run_local.py` (the README's main job) as a subprocess
-with 1 imitation actor and 1 task actor, so about 10 node processes.
+with 1 imitation actor and 1 task actor, so 8 node processes.
 """
 
 import json
@@ -65,13 +65,57 @@ def _log_rows(workdir, label):
 # default): compiling costs about 10 s per learner, and the XLA step itself is
 # checked against Acme's in tests/learning_test.py.
 
+# The first run ends on imitation learner steps, not on time: on a slow
+# machine a fixed 75 s left only 20 learner steps after the actor was killed
+# (CI, d13f543).
+_STEPS_TO_END = 120
 
-def test_program_runs_then_resumes(tmp_path, demo_dirs):
+
+def test_program_survives_a_killed_actor_then_resumes(tmp_path, demo_dirs):
+  """One run with its only imitation actor killed mid-run, then a resume.
+
+  Learning goes on without the actor (the learner samples what replay holds)
+  and the program still ends cleanly on its step limit; the rerun in the same
+  workdir restores counts and replay before any new step. One test, because
+  each local_mp run costs about a minute of node start-up on 2 cores.
+  """
   workdir = str(tmp_path / 'run')
-  summary, output = _run(workdir, demo_dirs, '--max_learner_steps=30',
-                         '--max_seconds=300')
+  # A file, not a pipe: nobody reads a pipe while the test polls, and nodes
+  # writing to a full pipe would block.
+  log = open(tmp_path / 'launcher.log', 'w+')
+  launcher = subprocess.Popen(
+      _command(workdir, demo_dirs, f'--max_learner_steps={_STEPS_TO_END}',
+               '--max_seconds=400'),
+      cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, text=True)
+  try:
+    deadline = time.time() + 300
+    while time.time() < deadline:
+      rows = _log_rows(workdir, 'imitation_learner')
+      if rows and float(rows[-1]['imitation_learner_steps']) > 0:
+        break
+      time.sleep(2)
+    victim = _actor_process(launcher.pid, 'imitation_actor/0')
+    assert victim is not None
+    victim.send_signal(signal.SIGKILL)
+    victim.wait(10)
+    steps_at_kill = float(_log_rows(workdir, 'imitation_learner')[-1][
+        'imitation_learner_steps'])
+    assert steps_at_kill + 40 <= _STEPS_TO_END, (
+        f'the learner was already at {steps_at_kill} steps when the actor was '
+        'killed; raise _STEPS_TO_END')
+    launcher.wait(timeout=420)
+  finally:
+    if launcher.poll() is None:
+      _kill_tree(launcher)
+    log.seek(0)
+    output = log.read()
+    log.close()
+  assert launcher.returncode == 0, output[-5000:]
+  with open(os.path.join(workdir, 'summary.json')) as f:
+    summary = json.load(f)
   counts = summary['counts']
-  assert counts['imitation_learner_steps'] >= 30
+  # Ended by the step limit (400 s would mean that learning stalled).
+  assert counts['imitation_learner_steps'] >= _STEPS_TO_END
   assert counts['task_learner_steps'] > 0
   assert counts['imitation_actor_steps'] > 0
   assert counts['task_actor_steps'] > 0
@@ -83,7 +127,8 @@ def test_program_runs_then_resumes(tmp_path, demo_dirs):
   assert '=== MetaMimic summary ===' in output
   first_steps = counts['imitation_learner_steps']
 
-  summary, output = _run(workdir, demo_dirs, '--max_learner_steps=40',
+  summary, output = _run(workdir, demo_dirs,
+                         f'--max_learner_steps={first_steps + 10}',
                          '--max_seconds=300', '--nojit_compile')
   progress = [tuple(map(int, m.groups())) for m in PROGRESS.finditer(output)]
   assert progress, output[-3000:]
@@ -92,7 +137,7 @@ def test_program_runs_then_resumes(tmp_path, demo_dirs):
   assert restored_steps >= first_steps, progress[:3]
   assert restored_imitation >= 0.9 * sizes['imitation'], progress[:3]
   assert restored_task >= 0.9 * sizes['task'], progress[:3]
-  assert summary['counts']['imitation_learner_steps'] >= 40
+  assert summary['counts']['imitation_learner_steps'] >= first_steps + 10
 
 
 def test_d4pgfd_baseline_runs_task_nodes_only_and_inserts_demos_once(
@@ -150,38 +195,3 @@ def _kill_tree(process):
   for child in psutil.Process(process.pid).children(recursive=True):
     child.kill()
   process.kill()
-
-
-def test_killed_actor_does_not_stop_learning(tmp_path, demo_dirs):
-  workdir = str(tmp_path / 'run')
-  # A file, not a pipe: nobody reads a pipe while the test polls, and nodes
-  # writing to a full pipe would block.
-  log = open(tmp_path / 'launcher.log', 'w+')
-  launcher = subprocess.Popen(
-      _command(workdir, demo_dirs, '--max_seconds=75', '--nojit_compile'),
-      cwd=ROOT,
-      stdout=log, stderr=subprocess.STDOUT, text=True)
-  try:
-    deadline = time.time() + 300
-    while time.time() < deadline:
-      rows = _log_rows(workdir, 'imitation_learner')
-      if rows and float(rows[-1]['imitation_learner_steps']) > 0:
-        break
-      time.sleep(2)
-    victim = _actor_process(launcher.pid, 'imitation_actor/0')
-    assert victim is not None
-    victim.send_signal(signal.SIGKILL)
-    victim.wait(10)
-    steps_at_kill = float(_log_rows(workdir, 'imitation_learner')[-1][
-        'imitation_learner_steps'])
-    launcher.wait(timeout=300)
-  finally:
-    if launcher.poll() is None:
-      _kill_tree(launcher)
-    log.seek(0)
-    output = log.read()
-    log.close()
-  assert launcher.returncode == 0, output[-5000:]
-  with open(os.path.join(workdir, 'summary.json')) as f:
-    summary = json.load(f)
-  assert summary['counts']['imitation_learner_steps'] > steps_at_kill + 20

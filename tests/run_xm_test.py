@@ -36,17 +36,17 @@ def test_dry_run_prints_mapping_for_256_plus_256_actors():
   assert rows == {'replay': '1', 'counter': '1', 'coordinator': '1',
                   'imitation_learner': '1', 'task_learner': '1',
                   'imitation_actor': '256', 'task_actor': '256',
-                  'evaluator': '3'}
+                  'evaluator': '1'}
   for group in ('replay', 'imitation_learner', 'task_learner'):
     assert re.search(rf'^  {group}\s+x1\s+accelerator: .*1 x V100', out,
                      re.MULTILINE), group
   for group in ('imitation_actor', 'task_actor'):
     assert re.search(rf'^  {group}\s+x256\s+cpu: 4 vCPU', out, re.MULTILINE)
-  assert 'total nodes 520; accelerators 3' in out
+  assert 'total nodes 518; accelerators 3' in out
   # Vertex AI worker pools (pool 0 has exactly one replica).
   assert 'workerpool0: 1 replicas' in out
   assert 'workerpool1: 3 replicas, accelerator' in out
-  assert 'workerpool2: 516 replicas, cpu' in out
+  assert 'workerpool2: 514 replicas, cpu' in out
   assert 'imitation_actor-[0:256] -> workerpool2-[1:257]' in out
   assert 'task_actor-[0:256] -> workerpool2-[257:513]' in out
   assert 'dry run: nothing launched' in out
