@@ -35,5 +35,5 @@ setuptools.setup(
         'jaxlib==0.4.13',
         'gym==0.23.1',
     ],
-    extras_require={'test': ['pytest']},
+    extras_require={'test': ['pytest', 'pytest-xdist']},
 )

@@ -1,1 +1,12 @@
 """MetaMimic for Acme."""
+
+# Acme imports gym (for its gym wrappers), and gym 0.x prints a three-line
+# notice about being unmaintained to stderr on import, once in every process:
+# once per node on a run's console. Nothing here uses gym; emptying the notice
+# table of `gym_notices` (where gym reads it) before gym is imported keeps the
+# notice out.
+try:
+  from gym_notices import notices as _gym_notices  # pylint: disable=g-import-not-at-top
+  _gym_notices.notices.clear()
+except ImportError:
+  pass

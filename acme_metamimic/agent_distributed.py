@@ -31,6 +31,7 @@ counts and replay.
 import copy
 import json
 import os
+import signal
 import threading
 import time
 from typing import Callable, Dict, Optional, Sequence, Tuple
@@ -44,12 +45,15 @@ from acme.utils import loggers
 from acme.utils.loggers import tf_summary
 import dm_env
 import launchpad as lp
+import psutil
 import reverb
+import tree
 
 from acme_metamimic import baselines as baselines_lib
 from acme_metamimic import builder as builder_lib
 from acme_metamimic import config as config_lib
 from acme_metamimic import csv_logs
+from acme_metamimic import workdirs
 from acme_metamimic.demonstrations import dataset
 from acme_metamimic.environments import imitation
 
@@ -65,6 +69,51 @@ SUMMARY_FILE = 'summary.json'
 # checkpointed with them; a resumed run then does not insert them again.
 DEMO_TRANSITIONS_MARKER = 'demo_transitions_inserted.json'
 EVALUATORS = ('imitation_validation', 'imitation_train', 'task')
+
+
+# "PID:START_TIME" of the launcher, set in every node's environment by the
+# launch scripts (`launcher_environment`).
+LAUNCHER_ENV = 'METAMIMIC_LAUNCHER'
+_watching_launcher = []
+
+
+def launcher_environment() -> Dict[str, str]:
+  """The variable with which nodes recognise their launcher (this process)."""
+  return {LAUNCHER_ENV: f'{os.getpid()}:{psutil.Process().create_time()!r}'}
+
+
+def end_with_launcher(poll_seconds: float = 1., grace_seconds: float = 5.):
+  """Ends this node process soon after its launcher is gone.
+
+  Launchpad's node processes outlive a launcher killed with SIGKILL (they
+  are re-parented, and nothing tells them), so each node watches the
+  launcher named in LAUNCHER_ENV: once it is gone the node stops the way
+  the launcher would stop it (SIGTERM: learners, counter and replay
+  checkpoint), and exits after `grace_seconds` if that did not end it. A
+  process without LAUNCHER_ENV (tests, other launchers) is not watched.
+  """
+  value = os.environ.get(LAUNCHER_ENV)
+  if not value or _watching_launcher:
+    return
+  _watching_launcher.append(True)
+  pid, start_time = value.split(':')
+
+  def launcher_alive():
+    try:
+      return repr(psutil.Process(int(pid)).create_time()) == start_time
+    except psutil.Error:
+      return False
+
+  def watch():
+    while launcher_alive():
+      time.sleep(poll_seconds)
+    print(f'[metamimic] launcher {pid} is gone; stopping node {os.getpid()}',
+          flush=True)
+    os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(grace_seconds)
+    os._exit(1)  # pylint: disable=protected-access
+
+  threading.Thread(target=watch, name='end_with_launcher', daemon=True).start()
 
 
 def make_logger(workdir: str, label: str, steps_key: Optional[str] = None,
@@ -149,10 +198,40 @@ class DistributedMetaMimic:
     self._imitation_spec = imitation.imitation_environment_spec(
         self._environment_spec)
 
+  def signature(self) -> Dict[str, object]:
+    """What a workdir's checkpoints and replay depend on (see `workdirs`).
+
+    The baseline (which nodes and tables exist), every learner variable's
+    name and shape, and each table's item signature. A resumed run must match
+    the workdir's; run_local adds the preset's name.
+    """
+    networks = {}
+    for label, goal_conditioned in (('imitation_learner', True),
+                                    ('task_learner', False)):
+      if goal_conditioned and not self._baseline.imitation:
+        continue
+      online = self._network_factory(self._environment_spec, goal_conditioned)
+      online.init(self._imitation_spec if goal_conditioned
+                  else self._environment_spec)
+      networks[label] = workdirs.variable_shapes(
+          dict(policy=online.policy_network, critic=online.critic_network,
+               observation=online.observation_network))
+    # The tables as the replay node makes them (no server is started), each
+    # item field as 'path': 'dtype shape' in sorted order (a spec's dict order
+    # differs between processes).
+    tables = {}
+    for table in self._builder.make_replay_tables(self._environment_spec):
+      tables[table.name] = {
+          '/'.join(map(str, path)): f'{spec.dtype.name} {spec.shape}'
+          for path, spec in tree.flatten_with_path(table.info.signature)}
+    return dict(baseline=self._baseline.name, networks=networks,
+                tables=tables)
+
   # Nodes.
 
   def replay(self) -> Sequence[reverb.Table]:
     """The Reverb tables (both live on this node's server)."""
+    end_with_launcher()
     return self._builder.make_replay_tables(self._environment_spec)
 
   def _replay_checkpointer(self) -> reverb.checkpointers.DefaultCheckpointer:
@@ -160,6 +239,7 @@ class DistributedMetaMimic:
         os.path.join(self._workdir, 'replay'))
 
   def counter(self):
+    end_with_launcher()
     return tf2_savers.CheckpointingRunner(
         counting.Counter(), key='counter', subdirectory='counter',
         directory=self._workdir, add_uid=False,
@@ -192,10 +272,12 @@ class DistributedMetaMimic:
   def imitation_learner(self, replay: reverb.Client,
                         counter: counting.Counter):
     """The imitation learner (Algorithm 2), with priority updates."""
+    end_with_launcher()
     return self._learner('imitation_learner', True, replay, counter)
 
   def task_learner(self, replay: reverb.Client, counter: counting.Counter):
     """The task learner (Algorithm 4); D4PGfD first inserts the demos."""
+    end_with_launcher()
     if self._baseline.demo_transitions:
       self._insert_demo_transitions(replay)
     return self._learner('task_learner', False, replay, counter)
@@ -234,6 +316,7 @@ class DistributedMetaMimic:
                       variable_source: acme.VariableSource,
                       counter: counting.Counter, actor_id: int):
     """An imitation actor (Algorithm 1) writing to both tables."""
+    end_with_launcher()
     environment = self._builder.make_imitation_environment(
         self._environment_factory(1000 + actor_id),
         self._demonstrations_factory(TRAIN), seed=actor_id)
@@ -247,6 +330,7 @@ class DistributedMetaMimic:
                  variable_source: acme.VariableSource,
                  counter: counting.Counter, actor_id: int):
     """A task actor (Algorithm 3) writing to the task table."""
+    end_with_launcher()
     actor = self._builder.make_actor(
         self._policy(False, self._config.sigma),
         adder=self._builder.make_adder(replay),
@@ -273,6 +357,7 @@ class DistributedMetaMimic:
     turns anyway, one episode each per period. Without an imitation learner
     (the task-only baselines) only 'task' runs.
     """
+    end_with_launcher()
     loops_and_actors = []
     for kind in EVALUATORS:
       goal_conditioned = kind != 'task'
@@ -295,6 +380,7 @@ class DistributedMetaMimic:
                              self._config.evaluation_period_seconds)
 
   def coordinator(self, counter: counting.Counter, replay: reverb.Client):
+    end_with_launcher()
     return Coordinator(
         counter, replay, self._workdir, self._max_learner_steps,
         self._max_seconds,

@@ -42,6 +42,7 @@ import run_local  # launch/ is on sys.path when this script runs.
 from acme_metamimic import agent_distributed
 from acme_metamimic import csv_logs
 from acme_metamimic import multihost
+from acme_metamimic import workdirs
 
 _ROLE = flags.DEFINE_enum('role', None, ['server', 'actors'],
                           'Which share of the program this host runs.')
@@ -79,19 +80,20 @@ def _hosts_file(workdir: str) -> str:
 
 def _launch(program: lp.Program):
   resources = {group: local_multi_processing.PythonProcess(
-                   env=dict(run_local._NODE_ENV))  # pylint: disable=protected-access
+                   env=run_local.node_env())
                for group in program.groups}
   lp.launch(program, launch_type='local_mp', terminal='current_terminal',
             local_resources=resources)
 
 
 def run_server(workdir: str):
+  # Actor counts only size the actor groups, which run elsewhere.
+  agent = run_local.make_program_definition(workdir, 1, 1)
+  run_local.prepare_workdir(workdir, agent)
   run_local.ensure_demos()
   summary_path = os.path.join(workdir, agent_distributed.SUMMARY_FILE)
   if os.path.exists(summary_path):
     os.remove(summary_path)
-  # Actor counts only size the actor groups, which run elsewhere.
-  agent = run_local.make_program_definition(workdir, 1, 1)
   program = multihost.server_program(agent, _BASE_PORT.value)
   host = _ADVERTISE_HOST.value or socket.getfqdn()
   addresses = multihost.exposed_addresses(host, _BASE_PORT.value)
@@ -104,10 +106,12 @@ def run_server(workdir: str):
         f'[metamimic] hosts file {hosts_file}', flush=True)
   start = time.time()
   _launch(program)
+  dead = []
   try:
-    run_local.wait_for(summary_path)
+    dead = run_local.wait_for(summary_path)
   finally:  # Also on errors: don't leave the nodes running.
     run_local.stop_nodes()
+  run_local.end_on_dead_nodes(dead, workdir)
   if not os.path.exists(summary_path):
     logging.error('The server ended without a summary; see the node output '
                   'above and the logs under %s.', workdir)
@@ -174,6 +178,10 @@ def main(argv):
     raise app.UsageError('Give --role=server or --role=actors.')
   run_local.check_flags()
   workdir = os.path.abspath(run_local._WORKDIR.value)  # pylint: disable=protected-access
+  try:
+    workdirs.check_location(workdir)
+  except workdirs.WorkdirError as e:
+    raise app.UsageError(str(e)) from e
   os.makedirs(workdir, exist_ok=True)
   if _ROLE.value == 'server':
     run_server(workdir)

@@ -6,7 +6,11 @@ On the embedded default (features preset, 2 imitation actors, 1 task actor)
 it makes the demonstration sets if they are missing, trains for --max_seconds
 (or --max_learner_steps), prints progress, and ends with a summary. Logs go to
 <workdir>/logs (CSV) and <workdir>/tb (`tensorboard --logdir <workdir>/tb`).
-Running it again with the same --workdir resumes from the checkpoints.
+Running it again with the same --workdir resumes from the checkpoints; a
+workdir of another set-up, or with an unreadable checkpoint, is refused before
+anything starts (--fresh moves it aside instead). If a replay, counter,
+coordinator or learner node dies, the launcher stops the program and exits 1;
+if the launcher dies, the nodes stop by themselves.
 """
 
 import functools
@@ -15,6 +19,7 @@ import os
 import signal
 import sys
 import time
+from typing import List, Sequence
 
 from absl import app
 from absl import flags
@@ -26,7 +31,9 @@ from launchpad.nodes.python import local_multi_processing
 from acme_metamimic import agent_distributed
 from acme_metamimic import baselines
 from acme_metamimic import config as config_lib
+from acme_metamimic import console as console_lib
 from acme_metamimic import presets
+from acme_metamimic import workdirs
 from acme_metamimic.demonstrations import dataset
 from acme_metamimic.demonstrations import recording
 
@@ -68,12 +75,24 @@ _CHECKPOINT_MINUTES = flags.DEFINE_integer(
     'checkpoint_minutes', 1, 'Minutes between checkpoints of learners, '
     'counter and replay.')
 
+_FRESH = flags.DEFINE_bool(
+    'fresh', False, 'Move an existing --workdir aside (to <workdir>.old-TIME) '
+    'and start over, instead of resuming from it.')
+_VERBOSE = flags.DEFINE_bool(
+    'verbose', False, 'Show every node\'s output here; by default it goes to '
+    '<workdir>/logs/console.log and only progress, notices, errors and the '
+    'summary are shown.')
 _JIT_COMPILE = flags.DEFINE_bool(
     'jit_compile', True, 'Compile the learners\' SGD step with XLA '
     '(MetaMimicConfig.learner_jit_compile).')
 
 _NODE_ENV = {'TF_CPP_MIN_LOG_LEVEL': '2', 'CUDA_VISIBLE_DEVICES': '',
              'MUJOCO_GL': os.environ.get('MUJOCO_GL', 'egl')}
+
+
+def node_env():
+  """Every node's environment; nodes end themselves if this launcher dies."""
+  return dict(_NODE_ENV, **agent_distributed.launcher_environment())
 
 
 def check_flags():
@@ -178,25 +197,58 @@ def make_program_definition(
       demo_transitions_factory=demo_transitions_factory)
 
 
+def prepare_workdir(workdir: str,
+                    definition: agent_distributed.DistributedMetaMimic):
+  """Refuses a workdir the run cannot use, before anything is recorded.
+
+  See `workdirs`: the place, the set-up recorded in its run.json (preset,
+  baseline, variable shapes, table signatures), and readable checkpoints.
+  """
+  try:
+    workdirs.check_location(workdir)
+    signature = dict(preset=_PRESET.value, **definition.signature())
+    moved = workdirs.prepare(workdir, signature, fresh=_FRESH.value)
+  except workdirs.WorkdirError as e:
+    raise app.UsageError(str(e)) from e
+  if moved:
+    print(f'[metamimic] --fresh: moved the old workdir to {moved}',
+          flush=True)
+
+
 def main(argv):
   del argv
   check_flags()
-  ensure_demos()
   workdir = os.path.abspath(_WORKDIR.value)
-  os.makedirs(workdir, exist_ok=True)
+  try:
+    workdirs.check_location(workdir)
+  except workdirs.WorkdirError as e:
+    raise app.UsageError(str(e)) from e
+  definition = make_program_definition(workdir, _NUM_IMITATION_ACTORS.value,
+                                       _NUM_TASK_ACTORS.value)
+  prepare_workdir(workdir, definition)
+  ensure_demos()
   summary_path = os.path.join(workdir, agent_distributed.SUMMARY_FILE)
   if os.path.exists(summary_path):
     os.remove(summary_path)
-  program = make_program_definition(workdir, _NUM_IMITATION_ACTORS.value,
-                                    _NUM_TASK_ACTORS.value).build()
-  resources = {group: local_multi_processing.PythonProcess(
-                   env=dict(_NODE_ENV))
+  program = definition.build()
+  resources = {group: local_multi_processing.PythonProcess(env=node_env())
                for group in program.groups}
   start = time.time()
-  lp.launch(program, launch_type=_LAUNCH_TYPE.value,
-            terminal='current_terminal', local_resources=resources)
-  wait_for(summary_path)
-  stop_nodes()
+  console = None
+  if not _VERBOSE.value:
+    console = console_lib.CalmConsole(workdir)
+    print(f'[metamimic] node output goes to {console.log_path} '
+          '(--verbose shows it here)', flush=True)
+  dead = []
+  try:
+    lp.launch(program, launch_type=_LAUNCH_TYPE.value,
+              terminal='current_terminal', local_resources=resources)
+    dead = wait_for(summary_path)
+  finally:
+    stop_nodes()
+    if console is not None:
+      console.close()
+  end_on_dead_nodes(dead, workdir)
   if not os.path.exists(summary_path):
     logging.error('The program ended without a summary; see the node output '
                   'above and the logs under %s.', workdir)
@@ -211,7 +263,10 @@ def _node_processes():
   nodes = []
   for process in psutil.Process().children(recursive=True):
     try:
-      if 'process_entry.py' in ' '.join(process.cmdline()):
+      command = process.cmdline()
+      # (The node's `decorate_output` wrapper has the node's command too.)
+      if 'process_entry.py' in ' '.join(command) and not command[0].endswith(
+          'decorate_output'):
         # Launchpad's current-terminal launcher runs each node under
         # `decorate_output COLOUR TITLE command...`, TITLE = 'group/index'.
         wrapper = process.parent().cmdline()
@@ -222,12 +277,52 @@ def _node_processes():
   return nodes
 
 
-def wait_for(summary_path: str, poll_seconds: float = 1.):
-  """Waits until the coordinator wrote the summary or every node ended."""
+# Without any one of these nodes nothing can learn, so one that ends before
+# the summary ends the program. A dead actor or evaluator does not: the rest
+# go on (tests/program_test.py kills an actor).
+ESSENTIAL_GROUPS = ('replay', 'counter', 'coordinator', 'imitation_learner',
+                    'task_learner')
+
+
+def _alive(process: psutil.Process) -> bool:
+  try:
+    return process.status() != psutil.STATUS_ZOMBIE
+  except psutil.Error:
+    return False
+
+
+def wait_for(summary_path: str, poll_seconds: float = 1.) -> List[str]:
+  """Waits until the coordinator wrote the summary or a node died.
+
+  Returns the essential groups (`ESSENTIAL_GROUPS`) whose node ended before
+  the summary was written: empty on a normal end, or when every node ended.
+  The launcher watches the processes rather than the coordinator watching
+  RPCs: a process that ended is a fact, a slow RPC only a guess.
+  """
+  watched = {}
   while not os.path.exists(summary_path):
     time.sleep(poll_seconds)
-    if not _node_processes():
-      return
+    nodes = _node_processes()
+    if not nodes:
+      return []
+    for group, process in nodes:
+      if group in ESSENTIAL_GROUPS:
+        watched.setdefault(group, process)
+    dead = sorted(group for group, process in watched.items()
+                  if not _alive(process))
+    if dead and not os.path.exists(summary_path):
+      return dead
+  return []
+
+
+def end_on_dead_nodes(dead: Sequence[str], workdir: str):
+  """After stop_nodes: exits non-zero naming the dead nodes and the workdir."""
+  if dead:
+    logging.error('Node %s ended unexpectedly, so the program was stopped. '
+                  '%s keeps the last complete checkpoints: run the same '
+                  'command again to resume from them.', ', '.join(dead),
+                  workdir)
+    sys.exit(1)
 
 
 # Nodes that write to replay stop first, so that their last items are flushed

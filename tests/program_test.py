@@ -1,4 +1,4 @@
-"""The real Launchpad program on local_mp: data flow, resume, actor failure.
+"""The real Launchpad program on local_mp: data flow, resume, kills.
 
 Each test runs `launch/run_local.py` (the README's main job) as a subprocess
 with 1 imitation actor and 1 task actor, so 8 node processes.
@@ -71,13 +71,22 @@ def _log_rows(workdir, label):
 _STEPS_TO_END = 120
 
 
-def test_program_survives_a_killed_actor_then_resumes(tmp_path, demo_dirs):
-  """One run with its only imitation actor killed mid-run, then a resume.
+def test_program_survives_killed_actor_and_launcher_then_resumes(
+    tmp_path, demo_dirs):
+  """Kills: an actor, then the launcher; each rerun resumes.
 
-  Learning goes on without the actor (the learner samples what replay holds)
-  and the program still ends cleanly on its step limit; the rerun in the same
-  workdir restores counts and replay before any new step. One test, because
-  each local_mp run costs about a minute of node start-up on 2 cores.
+  1. Its only imitation actor is killed mid-run: learning goes on (the
+     learner samples what replay holds) and the program still ends cleanly
+     on its step limit.
+  2. A rerun in the same workdir restores counts and replay before any new
+     step; once it has stepped, its launcher gets SIGKILL, and every node
+     ends by itself within 10 s.
+  3. A third run resumes from what the nodes checkpointed as they stopped;
+     once it has stepped, its replay node gets SIGKILL: the launcher stops
+     the program within 30 s and exits 1, naming the node and the workdir.
+  4. A fourth run resumes: learner steps from the checkpoints the learners
+     wrote as they were stopped, replay from its last complete checkpoint.
+  One test, because each local_mp run costs node start-up on 2 cores.
   """
   workdir = str(tmp_path / 'run')
   # A file, not a pipe: nobody reads a pipe while the test polls, and nodes
@@ -94,7 +103,7 @@ def test_program_survives_a_killed_actor_then_resumes(tmp_path, demo_dirs):
       if rows and float(rows[-1]['imitation_learner_steps']) > 0:
         break
       time.sleep(2)
-    victim = _actor_process(launcher.pid, 'imitation_actor/0')
+    victim = _node_process(launcher.pid, 'imitation_actor/0')
     assert victim is not None
     victim.send_signal(signal.SIGKILL)
     victim.wait(10)
@@ -127,17 +136,111 @@ def test_program_survives_a_killed_actor_then_resumes(tmp_path, demo_dirs):
   assert '=== MetaMimic summary ===' in output
   first_steps = counts['imitation_learner_steps']
 
-  summary, output = _run(workdir, demo_dirs,
-                         f'--max_learner_steps={first_steps + 10}',
-                         '--max_seconds=300', '--nojit_compile')
-  progress = [tuple(map(int, m.groups())) for m in PROGRESS.finditer(output)]
-  assert progress, output[-3000:]
+  # The rerun resumes; then its launcher is killed with SIGKILL, and every
+  # node must end by itself (they watch the launcher) within 10 s.
+  log = open(tmp_path / 'launcher2.log', 'w+')
+  launcher = subprocess.Popen(
+      _command(workdir, demo_dirs, f'--max_learner_steps={first_steps + 10**6}',
+               '--max_seconds=400', '--nojit_compile'),
+      cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, text=True)
+  try:
+    progress = []
+    deadline = time.time() + 300
+    while time.time() < deadline and not (
+        progress and progress[-1][0] > first_steps):
+      time.sleep(2)
+      log.seek(0)
+      progress = [tuple(map(int, m.groups()))
+                  for m in PROGRESS.finditer(log.read())]
+    assert progress and progress[-1][0] > first_steps, progress
+    nodes = _node_processes(launcher.pid)
+    assert len(nodes) == 8, nodes
+    launcher.kill()
+    launcher.wait(10)
+    killed_at = time.time()
+    _, alive = psutil.wait_procs(nodes, timeout=10)
+    nodes_ended_after = time.time() - killed_at
+  finally:
+    if launcher.poll() is None:
+      _kill_tree(launcher)
+    log.seek(0)
+    output = log.read()
+    log.close()
+  assert not alive, (alive, output[-3000:])
   restored_steps, restored_imitation, restored_task = progress[0]
-  # Counts and replay come back before any new actor or learner step.
+  # Counts and replay came back before any new actor or learner step.
   assert restored_steps >= first_steps, progress[:3]
   assert restored_imitation >= 0.9 * sizes['imitation'], progress[:3]
   assert restored_task >= 0.9 * sizes['task'], progress[:3]
-  assert summary['counts']['imitation_learner_steps'] >= first_steps + 10
+  steps_at_kill = progress[-1][0]
+
+  # The run after the SIGKILL resumes from what the nodes checkpointed as
+  # they stopped; once it has stepped, its replay node gets SIGKILL, and the
+  # launcher must stop the program and exit non-zero, naming the node and
+  # the workdir.
+  progress, output, returncode, ended_after = _run_and_kill(
+      tmp_path / 'launcher3.log', 'replay/0',
+      _command(workdir, demo_dirs, f'--max_learner_steps={10**6}',
+               '--max_seconds=400', '--nojit_compile'),
+      lambda progress: progress[-1][0] > steps_at_kill)
+  assert progress[0][0] >= steps_at_kill, (steps_at_kill, progress[:3])
+  assert progress[0][1] >= 0.9 * sizes['imitation'], progress[:3]
+  assert returncode == 1, output[-3000:]
+  # (A learner whose replay vanished may die too before the launcher looks.)
+  assert re.search(r'Node [a-z_, ]*\breplay\b[a-z_, ]* ended unexpectedly, so '
+                   r'the program was '
+                   rf'stopped\. {re.escape(workdir)} keeps the last complete '
+                   'checkpoints', output), output[-3000:]
+  assert ended_after < 60, ended_after
+  assert '=== MetaMimic summary ===' not in output
+  steps_at_replay_kill = progress[-1][0]
+
+  # The learners checkpointed when the launcher stopped them; replay comes
+  # back from its last complete checkpoint.
+  summary, output = _run(workdir, demo_dirs,
+                         f'--max_learner_steps={steps_at_replay_kill + 10}',
+                         '--max_seconds=300', '--nojit_compile')
+  progress = [tuple(map(int, m.groups())) for m in PROGRESS.finditer(output)]
+  assert progress, output[-3000:]
+  assert progress[0][0] >= steps_at_replay_kill, progress[:3]
+  assert progress[0][1] >= 0.9 * sizes['imitation'], progress[:3]
+  assert summary['counts']['imitation_learner_steps'] >= (
+      steps_at_replay_kill + 10)
+  print(f'nodes ended {nodes_ended_after:.1f} s after the launcher was killed; '
+        f'the launcher ended {ended_after:.1f} s after the replay node was')
+
+
+def _run_and_kill(log_path, title, command, ready):
+  """Runs `command`, SIGKILLs node `title` once `ready(progress)`.
+
+  Returns (progress, output, launcher exit code, seconds from the kill to the
+  launcher's end).
+  """
+  log = open(log_path, 'w+')
+  launcher = subprocess.Popen(command, cwd=ROOT, stdout=log,
+                              stderr=subprocess.STDOUT, text=True)
+  try:
+    progress = []
+    deadline = time.time() + 300
+    while time.time() < deadline and not (progress and ready(progress)):
+      time.sleep(2)
+      log.seek(0)
+      progress = [tuple(map(int, m.groups()))
+                  for m in PROGRESS.finditer(log.read())]
+    assert progress and ready(progress), progress
+    victim = _node_process(launcher.pid, title)
+    assert victim is not None, title
+    victim.kill()
+    killed_at = time.time()
+    launcher.wait(120)
+    ended_after = time.time() - killed_at
+  finally:
+    if launcher.poll() is None:
+      _kill_tree(launcher)
+    log.seek(0)
+    output = log.read()
+    log.close()
+  return progress, output, launcher.returncode, ended_after
 
 
 def test_d4pgfd_baseline_runs_task_nodes_only_and_inserts_demos_once(
@@ -149,6 +252,13 @@ def test_d4pgfd_baseline_runs_task_nodes_only_and_inserts_demos_once(
                          '--max_learner_steps=20', '--max_seconds=300',
                          '--max_train_demos=2')
   assert 'training on the first 2 of 3 demos' in output
+  # The console shows progress and notices; node output is in the workdir.
+  assert 'Gym has been unmaintained' not in output
+  assert not re.search(r'^(\[\w+/\d+\] )?I\d{4} ', output, re.MULTILINE)
+  with open(os.path.join(workdir, 'logs', 'console.log')) as f:
+    node_output = f.read()
+  assert re.search(r'\[task_learner/0\] I\d{4} ', node_output)
+  assert output.rstrip().splitlines()[-1].startswith('summary ')
   assert summary['baseline'] == 'd4pgfd'
   counts = summary['counts']
   # The coordinator stops on task learner steps; no imitation node ran.
@@ -180,7 +290,7 @@ def test_d4pgfd_baseline_runs_task_nodes_only_and_inserts_demos_once(
   assert summary['table_sizes']['task'] >= demo_steps
 
 
-def _actor_process(root_pid, title):
+def _node_process(root_pid, title):
   for process in psutil.Process(root_pid).children(recursive=True):
     try:
       if title in ' '.join(process.parent().cmdline()) and (
@@ -189,6 +299,19 @@ def _actor_process(root_pid, title):
     except psutil.NoSuchProcess:
       continue
   return None
+
+
+def _node_processes(root_pid):
+  nodes = []
+  for process in psutil.Process(root_pid).children(recursive=True):
+    try:
+      command = process.cmdline()
+      if 'process_entry.py' in ' '.join(command) and not command[0].endswith(
+          'decorate_output'):
+        nodes.append(process)
+    except psutil.NoSuchProcess:
+      continue
+  return nodes
 
 
 def _kill_tree(process):

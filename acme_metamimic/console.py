@@ -1,0 +1,102 @@
+"""A calm console for the launchers: progress, errors and the summary.
+
+Launchpad's current-terminal launcher gives every node the launcher's own
+stdout and stderr, so a run's console interleaved each node's start-up
+chatter (Gym's deprecation notice, absl INFO lines, CUDA loader messages)
+with the coordinator's progress lines: about 280 lines for the main job.
+Launchpad's 'output_to_files' terminal would move node output to files, but
+it also treats any node that ends, an actor killed on purpose included, as
+the program failing.
+
+`CalmConsole` keeps the launcher as it is and filters instead. While open, it
+points file descriptors 1 and 2 of the launcher (inherited by every node it
+starts) at a pipe, writes all that arrives to <workdir>/logs/console.log, and
+passes to the terminal only lines that carry `[metamimic]` (progress and
+notices) or are errors: absl E/F lines and whole tracebacks. `close()`, once
+the nodes are stopped, gives the launcher its terminal back, so the summary
+comes last. `verbose=True` passes everything.
+"""
+
+import os
+import re
+import sys
+import threading
+from typing import Dict, TextIO
+
+LOG_FILE = 'console.log'
+MARK = '[metamimic]'
+_ANSI = re.compile(r'\x1b\[[0-9;]*m')
+# Launchpad's per-node prefix, '[group/index] '.
+_NODE_PREFIX = re.compile(r'^(\[[\w.-]+/\d+\] )?')
+_ERROR = re.compile(r'^[EF]\d{4} ')  # absl: 'E1126 16:00:00.000000 ...'
+_TRACEBACK = 'Traceback (most recent call last)'
+
+
+class LineFilter:
+  """Decides, line by line, what reaches the terminal (without ANSI colour).
+
+  A traceback is passed whole: from its header through the exception line
+  (the first line of that node that is not indented), per node, since nodes'
+  lines interleave.
+  """
+
+  def __init__(self):
+    self._in_traceback: Dict[str, bool] = {}
+
+  def __call__(self, line: str) -> bool:
+    plain = _ANSI.sub('', line)
+    prefix = _NODE_PREFIX.match(plain).group(0)
+    body = plain[len(prefix):]
+    if body.startswith(_TRACEBACK):
+      self._in_traceback[prefix] = True
+      return True
+    if self._in_traceback.get(prefix):
+      if not body.startswith((' ', '\t')):
+        self._in_traceback[prefix] = False  # The exception line: last one.
+      return True
+    return MARK in body or bool(_ERROR.match(body))
+
+
+class CalmConsole:
+  """Routes this process's output, and its future children's, via a filter."""
+
+  def __init__(self, workdir: str, verbose: bool = False):
+    directory = os.path.join(workdir, 'logs')
+    os.makedirs(directory, exist_ok=True)
+    self.log_path = os.path.join(directory, LOG_FILE)
+    self._verbose = verbose
+    sys.stdout.flush()
+    sys.stderr.flush()
+    self._saved = (os.dup(1), os.dup(2))
+    self._terminal = os.fdopen(os.dup(1), 'w', buffering=1)
+    read_end, write_end = os.pipe()
+    os.dup2(write_end, 1)
+    os.dup2(write_end, 2)
+    os.close(write_end)
+    self._log = open(self.log_path, 'a', buffering=1)
+    self._thread = threading.Thread(
+        target=self._pump, args=(os.fdopen(read_end, errors='replace'),),
+        name='calm_console', daemon=True)
+    self._thread.start()
+
+  def _pump(self, pipe: TextIO):
+    shown = LineFilter()
+    for line in pipe:
+      self._log.write(line)
+      if self._verbose:
+        self._terminal.write(line)
+      elif shown(line):
+        self._terminal.write(_ANSI.sub('', line))
+
+  def close(self, timeout: float = 5.):
+    """Restores the terminal; call it once the node processes have ended.
+
+    Output of processes still holding the pipe after `timeout` goes to the
+    log file only if they end later; it never reaches the terminal.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.dup2(self._saved[0], 1)
+    os.dup2(self._saved[1], 2)
+    self._thread.join(timeout)
+    self._terminal.flush()
