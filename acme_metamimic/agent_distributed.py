@@ -82,6 +82,30 @@ def launcher_environment() -> Dict[str, str]:
   return {LAUNCHER_ENV: f'{os.getpid()}:{psutil.Process().create_time()!r}'}
 
 
+LEARNER_GROUPS = ('imitation_learner', 'task_learner')
+
+
+def gpu_available() -> bool:
+  """Whether this host has an NVIDIA GPU (driver device files; no CUDA call)."""
+  return os.path.exists('/dev/nvidiactl') and any(
+      name.startswith('nvidia') and name[len('nvidia'):].isdigit()
+      for name in os.listdir('/dev'))
+
+
+def node_environment(group: str, learner_gpu: bool) -> Dict[str, str]:
+  """What a node of `group` adds to its process environment on one host.
+
+  Only the learners may see GPUs (`learner_gpu`): there, memory growth is on,
+  so that both learners fit on one GPU (TensorFlow otherwise maps nearly all
+  of a GPU's memory in the first process that starts on it). Every other node
+  (actors, evaluator, replay, counter, coordinator) gets no GPU: none of them
+  gains from one, and each would take GPU memory as TensorFlow starts.
+  """
+  if learner_gpu and group in LEARNER_GROUPS:
+    return {'TF_FORCE_GPU_ALLOW_GROWTH': 'true'}
+  return {'CUDA_VISIBLE_DEVICES': ''}
+
+
 def end_with_launcher(poll_seconds: float = 1., grace_seconds: float = 5.):
   """Ends this node process soon after its launcher is gone.
 

@@ -80,7 +80,7 @@ def _hosts_file(workdir: str) -> str:
 
 def _launch(program: lp.Program):
   resources = {group: local_multi_processing.PythonProcess(
-                   env=run_local.node_env())
+                   env=run_local.node_env(group))
                for group in program.groups}
   lp.launch(program, launch_type='local_mp', terminal='current_terminal',
             local_resources=resources)

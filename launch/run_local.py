@@ -78,6 +78,10 @@ _CHECKPOINT_MINUTES = flags.DEFINE_integer(
 _FRESH = flags.DEFINE_bool(
     'fresh', False, 'Move an existing --workdir aside (to <workdir>.old-TIME) '
     'and start over, instead of resuming from it.')
+_LEARNER_GPU = flags.DEFINE_enum(
+    'learner_gpu', 'auto', ['auto', 'on', 'off'], 'Let the two learners use '
+    'this host\'s GPU (they share it, with memory growth); no other node does. '
+    '\'auto\': when an NVIDIA GPU is present.')
 _VERBOSE = flags.DEFINE_bool(
     'verbose', False, 'Show every node\'s output here; by default it goes to '
     '<workdir>/logs/console.log and only progress, notices, errors and the '
@@ -86,13 +90,22 @@ _JIT_COMPILE = flags.DEFINE_bool(
     'jit_compile', True, 'Compile the learners\' SGD step with XLA '
     '(MetaMimicConfig.learner_jit_compile).')
 
-_NODE_ENV = {'TF_CPP_MIN_LOG_LEVEL': '2', 'CUDA_VISIBLE_DEVICES': '',
+_NODE_ENV = {'TF_CPP_MIN_LOG_LEVEL': '2',
              'MUJOCO_GL': os.environ.get('MUJOCO_GL', 'egl')}
 
 
-def node_env():
-  """Every node's environment; nodes end themselves if this launcher dies."""
-  return dict(_NODE_ENV, **agent_distributed.launcher_environment())
+def learner_gpu() -> bool:
+  """--learner_gpu resolved: 'auto' means when this host has an NVIDIA GPU."""
+  if _LEARNER_GPU.value == 'auto':
+    return agent_distributed.gpu_available()
+  return _LEARNER_GPU.value == 'on'
+
+
+def node_env(group: str):
+  """A node's environment: GPU only for learners (`--learner_gpu`), and the
+  launcher's identity, so that nodes end themselves if the launcher dies."""
+  return dict(_NODE_ENV, **agent_distributed.launcher_environment(),
+              **agent_distributed.node_environment(group, learner_gpu()))
 
 
 def check_flags():
@@ -231,8 +244,11 @@ def main(argv):
   if os.path.exists(summary_path):
     os.remove(summary_path)
   program = definition.build()
-  resources = {group: local_multi_processing.PythonProcess(env=node_env())
+  resources = {group: local_multi_processing.PythonProcess(env=node_env(group))
                for group in program.groups}
+  if learner_gpu():
+    print('[metamimic] learners may use the GPU (--learner_gpu); other nodes '
+          'do not', flush=True)
   start = time.time()
   console = None
   if not _VERBOSE.value:

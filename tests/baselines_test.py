@@ -154,3 +154,19 @@ def test_baseline_program_splits_into_server_and_actor_hosts(jaco_demos,
   actors = multihost.actor_program(
       definition, multihost.exposed_addresses('10.0.0.1', 18900))
   assert multihost.group_sizes(actors) == {'task_actor': 1}
+
+
+def test_only_learners_may_see_a_gpu(jaco_demos, tmp_path):
+  for name in ('metamimic', 'd4pg'):
+    program = _program_definition(name, jaco_demos, tmp_path).build()
+    learners = {'imitation_learner', 'task_learner'} & set(program.groups)
+    assert learners == ({'imitation_learner', 'task_learner'}
+                        if name == 'metamimic' else {'task_learner'})
+    for group in program.groups:
+      with_gpu = agent_distributed.node_environment(group, learner_gpu=True)
+      if group in learners:
+        assert with_gpu == {'TF_FORCE_GPU_ALLOW_GROWTH': 'true'}, group
+      else:
+        assert with_gpu == {'CUDA_VISIBLE_DEVICES': ''}, group
+      assert agent_distributed.node_environment(group, learner_gpu=False) == {
+          'CUDA_VISIBLE_DEVICES': ''}, group

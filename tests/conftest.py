@@ -2,6 +2,8 @@
 
 import os
 
+import pytest
+
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 os.environ.setdefault('MUJOCO_GL', 'egl')
 
@@ -14,8 +16,8 @@ os.environ.setdefault('MUJOCO_GL', 'egl')
 _PROGRAM_FILES = ('program_test.py', 'multihost_test.py')
 
 
+@pytest.hookimpl(tryfirst=True)  # Before xdist reads the groups.
 def pytest_collection_modifyitems(items):
-  import pytest  # pylint: disable=g-import-not-at-top
   for item in items:
     name = os.path.basename(str(item.fspath))
     group = 'programs' if name in _PROGRAM_FILES else name

@@ -92,9 +92,11 @@ def test_program_survives_killed_actor_and_launcher_then_resumes(
   # A file, not a pipe: nobody reads a pipe while the test polls, and nodes
   # writing to a full pipe would block.
   log = open(tmp_path / 'launcher.log', 'w+')
+  # --learner_gpu=on: without a GPU the learners run on the CPU all the same,
+  # and the nodes' environments show what a GPU host would give them.
   launcher = subprocess.Popen(
       _command(workdir, demo_dirs, f'--max_learner_steps={_STEPS_TO_END}',
-               '--max_seconds=400'),
+               '--max_seconds=400', '--learner_gpu=on'),
       cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, text=True)
   try:
     deadline = time.time() + 300
@@ -103,6 +105,16 @@ def test_program_survives_killed_actor_and_launcher_then_resumes(
       if rows and float(rows[-1]['imitation_learner_steps']) > 0:
         break
       time.sleep(2)
+    for title in ('imitation_learner/0', 'task_learner/0', 'replay/0',
+                  'counter/0', 'coordinator/0', 'imitation_actor/0',
+                  'task_actor/0', 'evaluator/0'):
+      environment = _node_process(launcher.pid, title).environ()
+      if 'learner' in title:  # May use the host's GPUs, and share one.
+        assert environment.get('CUDA_VISIBLE_DEVICES') == os.environ.get(
+            'CUDA_VISIBLE_DEVICES'), title
+        assert environment['TF_FORCE_GPU_ALLOW_GROWTH'] == 'true', title
+      else:
+        assert environment['CUDA_VISIBLE_DEVICES'] == '', title
     victim = _node_process(launcher.pid, 'imitation_actor/0')
     assert victim is not None
     victim.send_signal(signal.SIGKILL)
