@@ -31,7 +31,7 @@ counts and replay.
 import copy
 import json
 import os
-import signal
+import subprocess
 import threading
 import time
 from typing import Callable, Dict, Optional, Sequence, Tuple
@@ -45,7 +45,6 @@ from acme.utils import loggers
 from acme.utils.loggers import tf_summary
 import dm_env
 import launchpad as lp
-import psutil
 import reverb
 import tree
 
@@ -71,15 +70,15 @@ DEMO_TRANSITIONS_MARKER = 'demo_transitions_inserted.json'
 EVALUATORS = ('imitation_validation', 'imitation_train', 'task')
 
 
-# "PID:START_TIME" of the launcher, set in every node's environment by the
-# launch scripts (`launcher_environment`).
+# The launcher's pid, set in every node's environment by the launch scripts
+# (`launcher_environment`).
 LAUNCHER_ENV = 'METAMIMIC_LAUNCHER'
 _watching_launcher = []
 
 
 def launcher_environment() -> Dict[str, str]:
   """The variable with which nodes recognise their launcher (this process)."""
-  return {LAUNCHER_ENV: f'{os.getpid()}:{psutil.Process().create_time()!r}'}
+  return {LAUNCHER_ENV: str(os.getpid())}
 
 
 LEARNER_GROUPS = ('imitation_learner', 'task_learner')
@@ -106,38 +105,43 @@ def node_environment(group: str, learner_gpu: bool) -> Dict[str, str]:
   return {'CUDA_VISIBLE_DEVICES': ''}
 
 
-def end_with_launcher(poll_seconds: float = 1., grace_seconds: float = 5.):
+# Watches the launcher from outside the node: a node whose main thread is
+# blocked in C++ holding the GIL (an actor flushing to a replay server that
+# died with the launcher: over 10 s, measured) could not run a Python thread
+# that would end it. $1 launcher pid, $2 node pid. A zombie launcher (killed,
+# not yet reaped) counts as gone.
+_WATCH_LAUNCHER = r"""
+while [ -e /proc/$1 ] && [ "$(cut -d' ' -f3 /proc/$1/stat 2>/dev/null)" != Z ]
+do
+  [ -e /proc/$2 ] || exit 0
+  sleep 1
+done
+kill -TERM $2 2>/dev/null
+sleep $3
+kill -KILL $2 2>/dev/null
+"""
+
+
+def end_with_launcher(grace_seconds: float = 5.):
   """Ends this node process soon after its launcher is gone.
 
   Launchpad's node processes outlive a launcher killed with SIGKILL (they
-  are re-parented, and nothing tells them), so each node watches the
-  launcher named in LAUNCHER_ENV: once it is gone the node stops the way
-  the launcher would stop it (SIGTERM: learners, counter and replay
-  checkpoint), and exits after `grace_seconds` if that did not end it. A
-  process without LAUNCHER_ENV (tests, other launchers) is not watched.
+  are re-parented, and nothing tells them), so each node starts a small shell
+  watcher of the launcher named in LAUNCHER_ENV: within a second of the
+  launcher's end it stops the node the way the launcher would (SIGTERM:
+  learners, counter and replay checkpoint) and kills it `grace_seconds`
+  later if it is still there. A process without LAUNCHER_ENV (tests, other
+  launchers) is not watched.
   """
   value = os.environ.get(LAUNCHER_ENV)
   if not value or _watching_launcher:
     return
   _watching_launcher.append(True)
-  pid, start_time = value.split(':')
-
-  def launcher_alive():
-    try:
-      return repr(psutil.Process(int(pid)).create_time()) == start_time
-    except psutil.Error:
-      return False
-
-  def watch():
-    while launcher_alive():
-      time.sleep(poll_seconds)
-    print(f'[metamimic] launcher {pid} is gone; stopping node {os.getpid()}',
-          flush=True)
-    os.kill(os.getpid(), signal.SIGTERM)
-    time.sleep(grace_seconds)
-    os._exit(1)  # pylint: disable=protected-access
-
-  threading.Thread(target=watch, name='end_with_launcher', daemon=True).start()
+  subprocess.Popen(  # pylint: disable=consider-using-with
+      ['/bin/sh', '-c', _WATCH_LAUNCHER, 'watch_launcher', value,
+       str(os.getpid()), str(grace_seconds)],
+      stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+      stderr=subprocess.DEVNULL, start_new_session=True)
 
 
 def make_logger(workdir: str, label: str, steps_key: Optional[str] = None,

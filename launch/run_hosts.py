@@ -110,7 +110,7 @@ def run_server(workdir: str):
   try:
     dead = run_local.wait_for(summary_path)
   finally:  # Also on errors: don't leave the nodes running.
-    run_local.stop_nodes()
+    run_local.stop_nodes(grace_seconds=5. if dead else 20.)
   run_local.end_on_dead_nodes(dead, workdir)
   if not os.path.exists(summary_path):
     logging.error('The server ended without a summary; see the node output '

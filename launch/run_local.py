@@ -261,7 +261,10 @@ def main(argv):
               terminal='current_terminal', local_resources=resources)
     dead = wait_for(summary_path)
   finally:
-    stop_nodes()
+    # Nodes that used a dead node (actors of a dead replay server) may not
+    # answer SIGTERM: give them 5 s, not 20 (measured: 62 s to end the
+    # program after a replay node was killed, with 20 s per stage).
+    stop_nodes(grace_seconds=5. if dead else 20.)
     if console is not None:
       console.close()
   end_on_dead_nodes(dead, workdir)
@@ -280,13 +283,18 @@ def _node_processes():
   for process in psutil.Process().children(recursive=True):
     try:
       command = process.cmdline()
-      # (The node's `decorate_output` wrapper has the node's command too.)
-      if 'process_entry.py' in ' '.join(command) and not command[0].endswith(
-          'decorate_output'):
+      # (The node's `decorate_output` wrapper, a bash script, has the node's
+      # command too.)
+      if 'process_entry.py' in ' '.join(command) and not any(
+          part.endswith('decorate_output') for part in command[:2]):
         # Launchpad's current-terminal launcher runs each node under
-        # `decorate_output COLOUR TITLE command...`, TITLE = 'group/index'.
+        # `[/bin/bash] decorate_output COLOUR TITLE command...`, with TITLE
+        # 'group/index'.
         wrapper = process.parent().cmdline()
-        group = wrapper[2].split('/')[0] if len(wrapper) > 2 else ''
+        group = ''
+        for i, part in enumerate(wrapper[:2]):
+          if part.endswith('decorate_output') and len(wrapper) > i + 2:
+            group = wrapper[i + 2].split('/')[0]
         nodes.append((group, process))
     except psutil.Error:  # Ended (or a zombie) between listing and reading.
       pass

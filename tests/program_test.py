@@ -89,16 +89,11 @@ def test_program_survives_killed_actor_and_launcher_then_resumes(
   One test, because each local_mp run costs node start-up on 2 cores.
   """
   workdir = str(tmp_path / 'run')
-  # A file, not a pipe: nobody reads a pipe while the test polls, and nodes
-  # writing to a full pipe would block.
-  log = open(tmp_path / 'launcher.log', 'w+')
   # --learner_gpu=on: without a GPU the learners run on the CPU all the same,
   # and the nodes' environments show what a GPU host would give them.
-  launcher = subprocess.Popen(
-      _command(workdir, demo_dirs, f'--max_learner_steps={_STEPS_TO_END}',
-               '--max_seconds=400', '--learner_gpu=on'),
-      cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, text=True)
-  try:
+  with _Launched(tmp_path / 'launcher.log', _command(
+      workdir, demo_dirs, f'--max_learner_steps={_STEPS_TO_END}',
+      '--max_seconds=400', '--learner_gpu=on')) as run:
     deadline = time.time() + 300
     while time.time() < deadline:
       rows = _log_rows(workdir, 'imitation_learner')
@@ -108,14 +103,14 @@ def test_program_survives_killed_actor_and_launcher_then_resumes(
     for title in ('imitation_learner/0', 'task_learner/0', 'replay/0',
                   'counter/0', 'coordinator/0', 'imitation_actor/0',
                   'task_actor/0', 'evaluator/0'):
-      environment = _node_process(launcher.pid, title).environ()
+      environment = _node_process(run.launcher.pid, title).environ()
       if 'learner' in title:  # May use the host's GPUs, and share one.
         assert environment.get('CUDA_VISIBLE_DEVICES') == os.environ.get(
             'CUDA_VISIBLE_DEVICES'), title
         assert environment['TF_FORCE_GPU_ALLOW_GROWTH'] == 'true', title
       else:
         assert environment['CUDA_VISIBLE_DEVICES'] == '', title
-    victim = _node_process(launcher.pid, 'imitation_actor/0')
+    victim = _node_process(run.launcher.pid, 'imitation_actor/0')
     assert victim is not None
     victim.send_signal(signal.SIGKILL)
     victim.wait(10)
@@ -124,14 +119,9 @@ def test_program_survives_killed_actor_and_launcher_then_resumes(
     assert steps_at_kill + 40 <= _STEPS_TO_END, (
         f'the learner was already at {steps_at_kill} steps when the actor was '
         'killed; raise _STEPS_TO_END')
-    launcher.wait(timeout=420)
-  finally:
-    if launcher.poll() is None:
-      _kill_tree(launcher)
-    log.seek(0)
-    output = log.read()
-    log.close()
-  assert launcher.returncode == 0, output[-5000:]
+    run.launcher.wait(timeout=420)
+  output = run.output
+  assert run.launcher.returncode == 0, output[-5000:]
   with open(os.path.join(workdir, 'summary.json')) as f:
     summary = json.load(f)
   counts = summary['counts']
@@ -150,34 +140,18 @@ def test_program_survives_killed_actor_and_launcher_then_resumes(
 
   # The rerun resumes; then its launcher is killed with SIGKILL, and every
   # node must end by itself (they watch the launcher) within 10 s.
-  log = open(tmp_path / 'launcher2.log', 'w+')
-  launcher = subprocess.Popen(
-      _command(workdir, demo_dirs, f'--max_learner_steps={first_steps + 10**6}',
-               '--max_seconds=400', '--nojit_compile'),
-      cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, text=True)
-  try:
-    progress = []
-    deadline = time.time() + 300
-    while time.time() < deadline and not (
-        progress and progress[-1][0] > first_steps):
-      time.sleep(2)
-      log.seek(0)
-      progress = [tuple(map(int, m.groups()))
-                  for m in PROGRESS.finditer(log.read())]
-    assert progress and progress[-1][0] > first_steps, progress
-    nodes = _node_processes(launcher.pid)
+  with _Launched(tmp_path / 'launcher2.log', _command(
+      workdir, demo_dirs, f'--max_learner_steps={first_steps + 10**6}',
+      '--max_seconds=400', '--nojit_compile')) as run:
+    progress = run.wait_for_progress(lambda p: p[-1][0] > first_steps)
+    nodes = _node_processes(run.launcher.pid)
     assert len(nodes) == 8, nodes
-    launcher.kill()
-    launcher.wait(10)
+    run.launcher.kill()
+    run.launcher.wait(10)
     killed_at = time.time()
     _, alive = psutil.wait_procs(nodes, timeout=10)
     nodes_ended_after = time.time() - killed_at
-  finally:
-    if launcher.poll() is None:
-      _kill_tree(launcher)
-    log.seek(0)
-    output = log.read()
-    log.close()
+  output = run.output
   assert not alive, (alive, output[-3000:])
   restored_steps, restored_imitation, restored_task = progress[0]
   # Counts and replay came back before any new actor or learner step.
@@ -222,37 +196,62 @@ def test_program_survives_killed_actor_and_launcher_then_resumes(
         f'the launcher ended {ended_after:.1f} s after the replay node was')
 
 
+class _Launched:
+  """A launcher run in the background, its output in a file, killed on exit.
+
+  A file, not a pipe: nobody reads a pipe while the test polls, and nodes
+  writing to a full pipe would block.
+  """
+
+  def __init__(self, log_path, command):
+    self._log_path = log_path
+    self._command = command
+    self.output = ''
+
+  def __enter__(self):
+    self._log = open(self._log_path, 'w+')
+    self.launcher = subprocess.Popen(self._command, cwd=ROOT, stdout=self._log,
+                                     stderr=subprocess.STDOUT, text=True)
+    return self
+
+  def progress(self):
+    self._log.seek(0)
+    return [tuple(map(int, m.groups()))
+            for m in PROGRESS.finditer(self._log.read())]
+
+  def wait_for_progress(self, ready, seconds=300):
+    """The progress rows once `ready(rows)` holds (fails after `seconds`)."""
+    deadline = time.time() + seconds
+    rows = []
+    while time.time() < deadline and not (rows and ready(rows)):
+      time.sleep(2)
+      rows = self.progress()
+    assert rows and ready(rows), rows
+    return rows
+
+  def __exit__(self, *unused_exc_info):
+    if self.launcher.poll() is None:
+      _kill_tree(self.launcher)
+    self._log.seek(0)
+    self.output = self._log.read()
+    self._log.close()
+
+
 def _run_and_kill(log_path, title, command, ready):
   """Runs `command`, SIGKILLs node `title` once `ready(progress)`.
 
   Returns (progress, output, launcher exit code, seconds from the kill to the
   launcher's end).
   """
-  log = open(log_path, 'w+')
-  launcher = subprocess.Popen(command, cwd=ROOT, stdout=log,
-                              stderr=subprocess.STDOUT, text=True)
-  try:
-    progress = []
-    deadline = time.time() + 300
-    while time.time() < deadline and not (progress and ready(progress)):
-      time.sleep(2)
-      log.seek(0)
-      progress = [tuple(map(int, m.groups()))
-                  for m in PROGRESS.finditer(log.read())]
-    assert progress and ready(progress), progress
-    victim = _node_process(launcher.pid, title)
+  with _Launched(log_path, command) as run:
+    progress = run.wait_for_progress(ready)
+    victim = _node_process(run.launcher.pid, title)
     assert victim is not None, title
     victim.kill()
     killed_at = time.time()
-    launcher.wait(120)
+    run.launcher.wait(120)
     ended_after = time.time() - killed_at
-  finally:
-    if launcher.poll() is None:
-      _kill_tree(launcher)
-    log.seek(0)
-    output = log.read()
-    log.close()
-  return progress, output, launcher.returncode, ended_after
+  return progress, run.output, run.launcher.returncode, ended_after
 
 
 def test_d4pgfd_baseline_runs_task_nodes_only_and_inserts_demos_once(
@@ -318,8 +317,8 @@ def _node_processes(root_pid):
   for process in psutil.Process(root_pid).children(recursive=True):
     try:
       command = process.cmdline()
-      if 'process_entry.py' in ' '.join(command) and not command[0].endswith(
-          'decorate_output'):
+      if 'process_entry.py' in ' '.join(command) and not any(
+          part.endswith('decorate_output') for part in command[:2]):
         nodes.append(process)
     except psutil.NoSuchProcess:
       continue
@@ -327,6 +326,13 @@ def _node_processes(root_pid):
 
 
 def _kill_tree(process):
-  for child in psutil.Process(process.pid).children(recursive=True):
-    child.kill()
+  try:
+    children = psutil.Process(process.pid).children(recursive=True)
+  except psutil.NoSuchProcess:
+    children = []
+  for child in children:
+    try:
+      child.kill()
+    except psutil.NoSuchProcess:
+      pass
   process.kill()
