@@ -78,7 +78,6 @@ def get(name: str) -> Baseline:
   return BASELINES[name]
 
 
-
 def check_comparison(baseline_names: Sequence[str],
                      preset_names: Sequence[str], demo_counts: Sequence[str],
                      num_episodes: int) -> List[int]:
@@ -113,6 +112,7 @@ def check_comparison(baseline_names: Sequence[str],
         f'least --num_episodes={num_episodes}, so that the evaluation '
         'only follows demos the agent trained on.')
   return counts
+
 
 class CurriculumStartEnvironment(wrappers.EnvironmentWrapper):
   """A task environment whose episodes start at demonstration states.

@@ -91,12 +91,13 @@ class CalmConsole:
   def close(self, timeout: float = 5.):
     """Restores the terminal; call it once the node processes have ended.
 
-    Output of processes still holding the pipe after `timeout` goes to the
-    log file only if they end later; it never reaches the terminal.
+    Waits up to `timeout` for the pipe to drain (it ends when no process
+    holds it any more).
     """
     sys.stdout.flush()
     sys.stderr.flush()
-    os.dup2(self._saved[0], 1)
-    os.dup2(self._saved[1], 2)
+    for saved, fd in zip(self._saved, (1, 2)):
+      os.dup2(saved, fd)
+      os.close(saved)
     self._thread.join(timeout)
     self._terminal.flush()

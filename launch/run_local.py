@@ -218,7 +218,6 @@ def prepare_workdir(workdir: str,
   baseline, variable shapes, table signatures), and readable checkpoints.
   """
   try:
-    workdirs.check_location(workdir)
     signature = dict(preset=_PRESET.value, **definition.signature())
     moved = workdirs.prepare(workdir, signature, fresh=_FRESH.value)
   except workdirs.WorkdirError as e:
@@ -232,10 +231,6 @@ def main(argv):
   del argv
   check_flags()
   workdir = os.path.abspath(_WORKDIR.value)
-  try:
-    workdirs.check_location(workdir)
-  except workdirs.WorkdirError as e:
-    raise app.UsageError(str(e)) from e
   definition = make_program_definition(workdir, _NUM_IMITATION_ACTORS.value,
                                        _NUM_TASK_ACTORS.value)
   prepare_workdir(workdir, definition)
@@ -354,7 +349,7 @@ def end_on_dead_nodes(dead: Sequence[str], workdir: str):
 # for a flush that could not complete); then the learners (they checkpoint),
 # then replay, counter and coordinator.
 _STOP_ORDER = (('imitation_actor', 'task_actor', 'evaluator'),
-               ('imitation_learner', 'task_learner'))
+               agent_distributed.LEARNER_GROUPS)
 
 
 def stop_nodes(grace_seconds: float = 20.):
