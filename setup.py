@@ -26,6 +26,9 @@ setuptools.setup(
         'psutil',
         'tensorflow==2.8.4',
         'tensorflow-probability==0.16.0',
+        # Demonstration sets are TFDS datasets in RLDS layout; 4.8.3 is the
+        # last release whose writer runs on TF 2.8 and protobuf 3.19.
+        'tensorflow-datasets==4.8.3',
         'tqdm',
         'trfl==1.2.0',
         'matplotlib',
@@ -35,5 +38,5 @@ setuptools.setup(
         'jaxlib==0.4.13',
         'gym==0.23.1',
     ],
-    extras_require={'test': ['pytest', 'pytest-xdist']},
+    extras_require={'test': ['pytest', 'pytest-xdist', 'rlds']},
 )

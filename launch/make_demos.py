@@ -1,9 +1,10 @@
-"""Records scripted demonstrations into an RLDS-shaped TFRecord dataset.
+"""Records scripted demonstrations into a TFDS dataset in RLDS layout.
 
     python launch/make_demos.py --style=A --num_episodes=100 \
         --preset=features --seed=0 --output=data/demos_A
 
-Writes atomically: the dataset appears at --output only when complete.
+Writes atomically: the dataset appears at --output only when complete;
+`tfds.builder_from_directory(output)` opens it.
 """
 
 import os

@@ -162,8 +162,8 @@ def ensure_demos():
       used = _MAX_TRAIN_DEMOS.value or available
       if used > available:
         raise app.UsageError(
-            f'--max_train_demos={used}, but {path}/{dataset.METADATA_FILE} '
-            f'field "count" says the set holds only {available} demos.')
+            f'--max_train_demos={used}, but {path} holds only {available} '
+            'demos.')
       print(f'[metamimic] training on the first {used} of {available} demos '
             f'in {path}', flush=True)
 

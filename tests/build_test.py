@@ -16,6 +16,7 @@ PIP_NAMES = {
     'tensorflow_probability': 'tensorflow-probability', 'tqdm': 'tqdm',
     'tree': 'dm-tree', 'trfl': 'trfl', 'portpicker': 'portpicker',
     'courier': 'dm-launchpad', 'cloudpickle': 'cloudpickle',
+    'tensorflow_datasets': 'tensorflow-datasets', 'rlds': 'rlds',
 }
 
 

@@ -1,4 +1,4 @@
-"""Records scripted demonstrations into an RLDS-shaped dataset, with progress."""
+"""Records scripted demonstrations into a TFDS/RLDS dataset, with progress."""
 
 import time
 
