@@ -52,6 +52,7 @@ from acme_metamimic import baselines as baselines_lib
 from acme_metamimic import builder as builder_lib
 from acme_metamimic import config as config_lib
 from acme_metamimic import csv_logs
+from acme_metamimic import replay_memory
 from acme_metamimic import workdirs
 from acme_metamimic.demonstrations import dataset
 from acme_metamimic.environments import imitation
@@ -254,6 +255,11 @@ class DistributedMetaMimic:
           for path, spec in tree.flatten_with_path(table.info.signature)}
     return dict(baseline=self._baseline.name, networks=networks,
                 tables=tables)
+
+  def replay_estimate(self) -> replay_memory.ReplayEstimate:
+    """The replay node's memory at capacity (see `replay_memory`)."""
+    return replay_memory.estimate(self._environment_spec, self._config,
+                                  imitation_table=self._baseline.imitation)
 
   # Nodes.
 

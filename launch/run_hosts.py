@@ -89,6 +89,8 @@ def _launch(program: lp.Program):
 def run_server(workdir: str):
   # Actor counts only size the actor groups, which run elsewhere.
   agent = run_local.make_program_definition(workdir, 1, 1)
+  # The replay node runs on this host.
+  run_local.check_replay_memory(agent)
   run_local.prepare_workdir(workdir, agent)
   run_local.ensure_demos()
   summary_path = os.path.join(workdir, agent_distributed.SUMMARY_FILE)

@@ -33,6 +33,7 @@ from acme_metamimic import baselines
 from acme_metamimic import config as config_lib
 from acme_metamimic import console as console_lib
 from acme_metamimic import presets
+from acme_metamimic import replay_memory
 from acme_metamimic import workdirs
 from acme_metamimic.demonstrations import dataset
 from acme_metamimic.demonstrations import recording
@@ -86,6 +87,11 @@ _VERBOSE = flags.DEFINE_bool(
     'verbose', False, 'Show every node\'s output here; by default it goes to '
     '<workdir>/logs/console.log and only progress, notices, errors and the '
     'summary are shown.')
+_MAX_REPLAY_SIZE = flags.DEFINE_integer(
+    'max_replay_size', None,
+    'Items per replay table (default: the preset\'s, 100,000 for features). '
+    'The run is refused before it starts if both tables at this capacity '
+    'would exceed the memory available (replay_memory.py).')
 _JIT_COMPILE = flags.DEFINE_bool(
     'jit_compile', True, 'Compile the learners\' SGD step with XLA '
     '(MetaMimicConfig.learner_jit_compile).')
@@ -132,6 +138,12 @@ def check_flags():
     if not os.path.isdir(flag.value) and not _MAKE_DEMOS.value:
       raise app.UsageError(f'--{flag.name}={flag.value} does not exist (pass '
                            '--make_demos to record it).')
+  min_replay_size = config_lib.features_config().min_replay_size
+  if (_MAX_REPLAY_SIZE.value is not None and
+      _MAX_REPLAY_SIZE.value < min_replay_size):
+    raise app.UsageError(
+        f'--max_replay_size={_MAX_REPLAY_SIZE.value}: learning starts once a '
+        f'table holds {min_replay_size} items, so give at least that many.')
   if _MAX_TRAIN_DEMOS.value is not None and _MAX_TRAIN_DEMOS.value < 1:
     raise app.UsageError(f'--max_train_demos={_MAX_TRAIN_DEMOS.value}: give '
                          'a positive count (or leave it unset for all demos).')
@@ -181,7 +193,9 @@ def make_program_definition(
       num_imitation_actors=num_imitation_actors,
       num_task_actors=num_task_actors, seed=_SEED.value,
       demo_curriculum=_CURRICULUM.value, variable_update_period=100,
-      learner_jit_compile=_JIT_COMPILE.value))
+      learner_jit_compile=_JIT_COMPILE.value,
+      **({} if _MAX_REPLAY_SIZE.value is None else dict(
+          max_replay_size=_MAX_REPLAY_SIZE.value))))
   if demo_paths is None:
     demo_paths = {agent_distributed.TRAIN: os.path.abspath(_DEMOS.value),
                   agent_distributed.VALIDATION: os.path.abspath(
@@ -210,6 +224,21 @@ def make_program_definition(
       demo_transitions_factory=demo_transitions_factory)
 
 
+def check_replay_memory(definition: agent_distributed.DistributedMetaMimic):
+  """Refuses a replay capacity this machine's memory cannot hold.
+
+  Before the workdir is touched or a demo recorded: the estimate of
+  `replay_memory` from the tables' real item shapes, against the memory
+  available now.
+  """
+  replay = definition.replay_estimate()
+  try:
+    replay_memory.check_fits(replay)
+  except replay_memory.ReplayMemoryError as e:
+    raise app.UsageError(str(e)) from e
+  print(f'[metamimic] replay at capacity: {replay.describe()}', flush=True)
+
+
 def prepare_workdir(workdir: str,
                     definition: agent_distributed.DistributedMetaMimic):
   """Refuses a workdir the run cannot use, before anything is recorded.
@@ -233,6 +262,7 @@ def main(argv):
   workdir = os.path.abspath(_WORKDIR.value)
   definition = make_program_definition(workdir, _NUM_IMITATION_ACTORS.value,
                                        _NUM_TASK_ACTORS.value)
+  check_replay_memory(definition)
   prepare_workdir(workdir, definition)
   ensure_demos()
   summary_path = os.path.join(workdir, agent_distributed.SUMMARY_FILE)

@@ -55,24 +55,29 @@ _TFDS_FILES = (INFO_FILE, FEATURES_FILE)
 _STEP_FIELDS = ('reward', 'discount', 'is_first', 'is_last', 'is_terminal')
 
 
-class _TfdsInternalDeprecations(logging.Filter):
-  """Drops TFDS 4.8.3's warnings about its own internals.
+class _QuietTfds(logging.Filter):
+  """Drops TFDS's INFO lines and its warnings about its own internals.
 
-  Opening a set logs about 15 of them (`TensorInfo.dtype` is deprecated, a
-  TensorFlow DType in tfds.features), from TFDS's code, not ours.
+  Opening a set logs about 15 deprecation warnings from TFDS 4.8.3's code, not
+  ours (`TensorInfo.dtype` is deprecated, a TensorFlow DType in
+  tfds.features), and INFO lines on each set it reads or writes ('Load dataset
+  info from ...'), which run_local would print before its calm console starts.
   """
 
   def filter(self, record: logging.LogRecord) -> bool:
+    if f'{os.sep}tensorflow_datasets{os.sep}' not in record.pathname:
+      return True
     message = str(record.msg)
-    return not (message.startswith('`TensorInfo.dtype` is deprecated') or
-                message.startswith('You use TensorFlow DType'))
+    return record.levelno > logging.INFO and not (
+        message.startswith('`TensorInfo.dtype` is deprecated') or
+        message.startswith('You use TensorFlow DType'))
 
 
 def _tfds():
   """`tensorflow_datasets`, imported on first use (see the module docstring)."""
   import tensorflow_datasets  # pylint: disable=g-import-not-at-top
   if not _tfds.filtered:
-    logging.getLogger('absl').addFilter(_TfdsInternalDeprecations())
+    logging.getLogger('absl').addFilter(_QuietTfds())
     tensorflow_datasets.disable_progress_bar()  # The recorder shows its own.
     _tfds.filtered = True
   return tensorflow_datasets
@@ -533,36 +538,64 @@ def load_demonstrations(path: str,
       _fail(info_path, 'splits', f'{shard} is missing')
   features = builder.info.features
 
-  def decode(record):
-    """One record as tensors, its steps stacked along axis 0."""
-    episode = dict(features.deserialize_example(record))
-    steps = episode['steps']  # A dataset of known length (TFDS slices it).
-    episode['steps'] = steps.batch(
-        tf.maximum(steps.cardinality(), 1)).get_single_element()
+  example_spec = features.tf_example_spec
+
+  def feature_at(path: str):
+    """The TFDS feature of a flat example key, e.g. 'steps/observation/x'."""
+    feature = features
+    for name in path.split('/'):
+      if isinstance(feature, tfds.features.Dataset):
+        feature = feature.feature
+      feature = feature[name]
+    return feature
+
+  def decode(record: bytes) -> Dict[str, object]:
+    """One record as nested numpy arrays, steps stacked along axis 0.
+
+    Parsed with TFDS's example spec and `tf.io.parse_single_example`, then
+    cast to the features' dtypes (TFDS stores bools and ints as int64), eagerly
+    and without the nested steps dataset TFDS's own decoding makes: in a
+    tf.data map or a tf.function, TF 2.8 fails on that ("can't delete node(s)
+    with retained fanouts", or, under absl's app.run, a missing FunctionDef of
+    its decoding loop). Tensors stored as raw bytes (our physics states) are
+    read with `np.frombuffer`; other encodings go through TFDS. 20 features
+    demos: 0.1 s to parse (TFDS's decoding, step by step: 6 s).
+    """
+    flat = tf.io.parse_single_example(record, example_spec)
+    episode = {}
+    for path, value in flat.items():
+      feature, value = feature_at(path), value.numpy()
+      if value.dtype == object:  # An encoded tensor, one string per step.
+        size = int(np.prod(feature.shape)) * feature.np_dtype.itemsize
+        if all(len(v) == size for v in value):
+          value = np.frombuffer(b''.join(value), feature.np_dtype).reshape(
+              (len(value),) + feature.shape)
+        else:
+          value = feature.decode_batch_example(tf.constant(value)).numpy()
+      node, names = episode, path.split('/')
+      for name in names[:-1]:
+        node = node.setdefault(name, {})
+      node[names[-1]] = value.astype(feature.np_dtype, copy=False)
     return episode
 
-  # TF 2.8's default tf.data rewrites fail on the nested steps dataset
-  # ("can't delete node(s) with retained fanouts"); without them 20 features
-  # demos decode in 0.24 s (eagerly, one record at a time: 1.3 s).
-  options = tf.data.Options()
-  options.experimental_optimization.apply_default_optimizations = False
   # Each shard read on its own, so that an error names its file and each
   # file's count is checked.
   episodes = []
   for shard, listed in zip(shards, split.shard_lengths):
     count = 0
-    iterator = tf.data.TFRecordDataset(shard).map(decode).with_options(
-        options).as_numpy_iterator()
+    records = tf.data.TFRecordDataset(shard).as_numpy_iterator()
     while max_episodes is None or len(episodes) < max_episodes:
       where = f'{shard} (episode {count})'
       try:
-        episode = next(iterator)
+        record = next(records)
       except StopIteration:
         break
       except tf.errors.DataLossError as e:
         raise DemonstrationError(
             f'{shard}: truncated or corrupt TFRecord after {count} episodes '
             f'({e.message}).') from e
+      try:
+        episode = decode(record)
       except tf.errors.InvalidArgumentError as e:
         raise DemonstrationError(
             f'{where}: record does not parse as an example of '
