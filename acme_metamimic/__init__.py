@@ -10,3 +10,10 @@ try:
   _gym_notices.notices.clear()
 except ImportError:
   pass
+
+# CUDA and cuDNN from pip wheels (`launch/setup.sh --gpu`), where installed and
+# the process may use a GPU, before TensorFlow looks for them.
+from acme_metamimic import cuda_libraries as _cuda_libraries  # pylint: disable=g-import-not-at-top,g-bad-import-order
+
+if _cuda_libraries.wanted():
+  _cuda_libraries.preload()

@@ -196,14 +196,16 @@ def main():
   parser.add_argument('--max_replay_size', type=int, default=100_000)
   parser.add_argument('--fill', type=float, default=2.,
                       help='Imitation steps written, in table capacities.')
+  parser.add_argument('--recorded_steps', type=int, default=3000,
+                      help='Imitation steps recorded, then replayed in a loop.')
   parser.add_argument('--table', action='store_true',
                       help='Print the docs table of the stored results.')
   args = parser.parse_args()
   if args.table:
     print(table())
     return
-  print(json.dumps(measure(args.preset, args.max_replay_size, args.fill),
-                   indent=1))
+  print(json.dumps(measure(args.preset, args.max_replay_size, args.fill,
+                           recorded_steps=args.recorded_steps), indent=1))
 
 
 if __name__ == '__main__':

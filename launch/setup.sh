@@ -3,18 +3,38 @@
 # headless-rendering apt packages, a Python 3.10 virtualenv in ./.venv, and the
 # exact pins of requirements/constraints-py310.txt installed with uv.
 # Idempotent: a second run only checks a stamp and returns.
+#
+#   bash launch/setup.sh --gpu
+#
+# also installs the CUDA 11 and cuDNN 8 libraries TensorFlow 2.8.4 loads, from
+# NVIDIA's pip wheels (requirements/gpu-cu11.txt, about 1.6 GB), for learners
+# on a GPU host; acme_metamimic/cuda_libraries.py makes TensorFlow find them.
+# The GPU driver itself (libcuda.so.1) must come with the host.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$ROOT/.venv"
 CONSTRAINTS="$ROOT/requirements/constraints-py310.txt"
 STAMP="$VENV/.acme_metamimic_setup"
 WANT="$(cat "$CONSTRAINTS" "$ROOT/setup.py" "$0" | sha256sum | cut -d' ' -f1)"
+GPU_REQUIREMENTS="$ROOT/requirements/gpu-cu11.txt"
+GPU_STAMP="$VENV/.acme_metamimic_gpu"
+GPU_WANT="$(sha256sum < "$GPU_REQUIREMENTS" | cut -d' ' -f1)"
+GPU=0
+case "${1:-}" in
+  "") ;;
+  --gpu) GPU=1 ;;
+  *) echo "usage: $0 [--gpu]" >&2; exit 2 ;;
+esac
 
-if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$WANT" ]]; then
+base_ready() { [[ -f "$STAMP" && "$(cat "$STAMP")" == "$WANT" ]]; }
+gpu_ready() { [[ -f "$GPU_STAMP" && "$(cat "$GPU_STAMP")" == "$GPU_WANT" ]]; }
+if base_ready && { (( ! GPU )) || gpu_ready; }; then
   exit 0
 fi
 
 log() { echo "[setup] $*" >&2; }
+
+setup_base() {
 
 # 1. System packages: headless MuJoCo rendering (EGL/OSMesa), ffmpeg for
 #    videos, iproute2 for the multi-host test's network namespaces.
@@ -79,3 +99,21 @@ print("[setup] ok: acme", acme.__version__, "tf", tensorflow.__version__,
       "mujoco", mujoco.__version__)
 PY
 echo "$WANT" > "$STAMP"
+}
+
+setup_gpu() {
+  log "installing the CUDA 11 / cuDNN 8 wheels of $GPU_REQUIREMENTS"
+  "$VENV/bin/uv" pip install -q --python "$VENV/bin/python" -r "$GPU_REQUIREMENTS"
+  "$VENV/bin/python" - <<'PY'
+from acme_metamimic import cuda_libraries
+paths = cuda_libraries.preload()
+print(f"[setup] ok: {len(paths)} CUDA/cuDNN libraries load from "
+      f"{cuda_libraries.wheel_directory()}")
+PY
+  echo "$GPU_WANT" > "$GPU_STAMP"
+}
+
+base_ready || setup_base
+if (( GPU )) && ! gpu_ready; then
+  setup_gpu
+fi

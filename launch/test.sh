@@ -4,7 +4,13 @@
 # e.g. `-n 0` to run on one worker.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-bash "$ROOT/launch/setup.sh"
+# Under CI the GPU libraries (setup.sh --gpu, 1.6 GB) are installed too, so that
+# tests/cuda_libraries_test.py runs there; elsewhere it skips without them.
+if [[ "${CI:-}" == "true" ]]; then
+  bash "$ROOT/launch/setup.sh" --gpu
+else
+  bash "$ROOT/launch/setup.sh"
+fi
 cd "$ROOT"
 export MUJOCO_GL="${MUJOCO_GL:-egl}" TF_CPP_MIN_LOG_LEVEL="${TF_CPP_MIN_LOG_LEVEL:-2}"
 exec .venv/bin/python -m pytest -q -p no:cacheprovider --durations=15 \

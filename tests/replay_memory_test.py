@@ -100,10 +100,11 @@ def test_estimate_is_within_a_quarter_of_a_filled_servers_memory():
   # The real Reverb server in its own process, both tables filled past
   # capacity through the real adders, prioritized removal at work
   # (bench/bench_replay_memory.py). 5,000 items per table, about 60 MiB, well
-  # above the allocator's noise; `COLUMN_OVERHEAD` was fitted at 20,000.
+  # above the allocator's noise; `COLUMN_OVERHEAD` was fitted at 20,000. 1.5
+  # capacities written: both tables have removed items by then.
   result = subprocess.run(
       [sys.executable, os.path.join(ROOT, 'bench', 'bench_replay_memory.py'),
-       '--max_replay_size=5000', '--fill=2'],
+       '--max_replay_size=5000', '--fill=1.5', '--recorded_steps=1500'],
       cwd=ROOT, capture_output=True, text=True, timeout=600)
   assert result.returncode == 0, result.stderr[-3000:]
   measured = json.loads(result.stdout)

@@ -37,6 +37,7 @@ import logging
 import os
 import shutil
 import tempfile
+import warnings
 from typing import (Dict, Iterable, Iterator, List, Mapping, Optional,
                     Sequence, Tuple)
 
@@ -75,7 +76,12 @@ class _QuietTfds(logging.Filter):
 
 def _tfds():
   """`tensorflow_datasets`, imported on first use (see the module docstring)."""
-  import tensorflow_datasets  # pylint: disable=g-import-not-at-top
+  with warnings.catch_warnings():
+    # dm_control's composer turns every DeprecationWarning on for the whole
+    # process ('always'); TFDS 4.8.3 raises two on import (distutils), which
+    # then reached the launcher's terminal after its summary.
+    warnings.simplefilter('ignore', DeprecationWarning)
+    import tensorflow_datasets  # pylint: disable=g-import-not-at-top
   if not _tfds.filtered:
     logging.getLogger('absl').addFilter(_QuietTfds())
     tensorflow_datasets.disable_progress_bar()  # The recorder shows its own.
