@@ -26,8 +26,9 @@ setuptools.setup(
         'psutil',
         'tensorflow==2.8.4',
         'tensorflow-probability==0.16.0',
-        # Demonstration sets are TFDS datasets in RLDS layout; 4.8.3 is the
-        # last release whose writer runs on TF 2.8 and protobuf 3.19.
+        # Demonstration sets are TFDS datasets in RLDS layout. 4.8.3 resolves
+        # with the protobuf 3.19.6 pin and its writer runs on TF 2.8 (newer
+        # releases were not tried).
         'tensorflow-datasets==4.8.3',
         'tqdm',
         'trfl==1.2.0',
