@@ -28,7 +28,7 @@ the checks at other capacities.
 """
 
 import dataclasses
-from typing import Dict, Mapping, Optional
+from typing import Mapping, Optional
 
 from acme import specs
 import numpy as np

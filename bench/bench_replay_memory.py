@@ -48,15 +48,14 @@ from acme_metamimic.demonstrations import scripted
 # pylint: enable=g-import-not-at-top,wrong-import-position
 
 
-def _builder(preset: str, max_replay_size: int):
+def _builder(max_replay_size: int):
   config = config_lib.features_config(max_replay_size=max_replay_size,
                                       min_replay_size=1)
   return config, builder_lib.MetaMimicBuilder(config)
 
 
 def _serve(preset, max_replay_size, port, ready):
-  config, builder = _builder(preset, max_replay_size)
-  del config
+  _, builder = _builder(max_replay_size)
   spec = specs.make_environment_spec(presets.make_environment(preset, 0))
   server = reverb.Server(builder.make_replay_tables(spec), port=port)
   ready.set()
@@ -97,7 +96,7 @@ def measure(preset: str, max_replay_size: int, fill: float,
             recorded_steps: int = 3000, seed: int = 0) -> dict:
   """Fills a child-process server; returns the measured and estimated bytes."""
   import portpicker  # pylint: disable=g-import-not-at-top
-  config, builder = _builder(preset, max_replay_size)
+  config, builder = _builder(max_replay_size)
   environment = presets.make_environment(preset, seed)
   spec = specs.make_environment_spec(environment)
   rng = np.random.default_rng(seed)

@@ -31,6 +31,7 @@ the nodes that load demonstrations need TFDS (0.3 s more to import).
 """
 
 import dataclasses
+import functools
 import itertools
 import json
 import logging
@@ -38,8 +39,7 @@ import os
 import shutil
 import tempfile
 import warnings
-from typing import (Dict, Iterable, Iterator, List, Mapping, Optional,
-                    Sequence, Tuple)
+from typing import Dict, Iterable, Iterator, List, Mapping, Optional, Tuple
 
 from acme import specs
 import numpy as np
@@ -74,6 +74,7 @@ class _QuietTfds(logging.Filter):
         message.startswith('You use TensorFlow DType'))
 
 
+@functools.lru_cache(maxsize=None)
 def _tfds():
   """`tensorflow_datasets`, imported on first use (see the module docstring)."""
   with warnings.catch_warnings():
@@ -82,14 +83,9 @@ def _tfds():
     # then reached the launcher's terminal after its summary.
     warnings.simplefilter('ignore', DeprecationWarning)
     import tensorflow_datasets  # pylint: disable=g-import-not-at-top
-  if not _tfds.filtered:
-    logging.getLogger('absl').addFilter(_QuietTfds())
-    tensorflow_datasets.disable_progress_bar()  # The recorder shows its own.
-    _tfds.filtered = True
+  logging.getLogger('absl').addFilter(_QuietTfds())
+  tensorflow_datasets.disable_progress_bar()  # The recorder shows its own.
   return tensorflow_datasets
-
-
-_tfds.filtered = False
 
 
 class DemonstrationError(ValueError):
@@ -225,69 +221,65 @@ def rlds_features(first: Mapping[str, object]):
   })
 
 
+@functools.lru_cache(maxsize=None)
 def _builder_class():
   """`GeneratorBasedBuilder` writing the RLDS episodes it is given, in order.
 
   Made on first use (TFDS is imported lazily) and kept out of TFDS's registry:
   it writes sets, `tfds.builder_from_directory` reads them without it.
   """
-  if _builder_class.cls is None:
-    tfds = _tfds()
+  tfds = _tfds()
 
-    class MetamimicDemonstrations(tfds.core.GeneratorBasedBuilder,
-                                  skip_registration=True):
-      """Demonstrations of the MetaMimic Jaco tasks (RLDS episodes)."""
+  class MetamimicDemonstrations(tfds.core.GeneratorBasedBuilder,
+                                skip_registration=True):
+    """Demonstrations of the MetaMimic Jaco tasks (RLDS episodes)."""
 
-      VERSION = tfds.core.Version('1.0.0')
-      name = BUILDER_NAME
+    VERSION = tfds.core.Version('1.0.0')
+    name = BUILDER_NAME
 
-      def __init__(self, episodes: Iterator[Dict[str, object]], features,
-                   metadata: Dict[str, object], **kwargs):
-        self._episodes = episodes
-        self._features = features
-        # Filled while the episodes stream past; TFDS writes it after them.
-        self._metadata = tfds.core.MetadataDict(metadata)
-        super().__init__(**kwargs)
+    def __init__(self, episodes: Iterator[Dict[str, object]], features,
+                 metadata: Dict[str, object], **kwargs):
+      self._episodes = episodes
+      self._features = features
+      # Filled while the episodes stream past; TFDS writes it after them.
+      self._metadata = tfds.core.MetadataDict(metadata)
+      super().__init__(**kwargs)
 
-      def _info(self):
-        return tfds.core.DatasetInfo(
-            builder=self,
-            description='Scripted demonstrations (observations, actions, '
-            'physics states) recorded by acme_metamimic.',
-            features=self._features,
-            # Keep episode order: `max_episodes` means the first N.
-            disable_shuffling=True,
-            metadata=self._metadata)
+    def _info(self):
+      return tfds.core.DatasetInfo(
+          builder=self,
+          description='Scripted demonstrations (observations, actions, '
+          'physics states) recorded by acme_metamimic.',
+          features=self._features,
+          # Keep episode order: `max_episodes` means the first N.
+          disable_shuffling=True,
+          metadata=self._metadata)
 
-      # TFDS prints both to stdout, naming the staging directory that is
-      # renamed a moment later; the recorder logs where the set went.
-      def _log_download_bytes(self):
-        pass
+    # TFDS prints both to stdout, naming the staging directory that is
+    # renamed a moment later; the recorder logs where the set went.
+    def _log_download_bytes(self):
+      pass
 
-      def _log_download_done(self):
-        pass
+    def _log_download_done(self):
+      pass
 
-      def _split_generators(self, dl_manager):
-        del dl_manager
-        return {SPLIT: self._generate_examples()}
+    def _split_generators(self, dl_manager):
+      del dl_manager
+      return {SPLIT: self._generate_examples()}
 
-      def _generate_examples(self):
-        lengths, successes, returns = [], [], []
-        for episode in self._episodes:
-          lengths.append(int(len(episode['steps']['is_first'])))
-          successes.append(bool(episode['success']))
-          returns.append(float(np.sum(episode['steps']['reward'])))
-          yield episode['episode_id'], episode
-        self._metadata.update(
-            count=len(lengths), episode_lengths=lengths,
-            success_rate=float(np.mean(successes)),
-            mean_return=float(np.mean(returns)))
+    def _generate_examples(self):
+      lengths, successes, returns = [], [], []
+      for episode in self._episodes:
+        lengths.append(int(len(episode['steps']['is_first'])))
+        successes.append(bool(episode['success']))
+        returns.append(float(np.sum(episode['steps']['reward'])))
+        yield episode['episode_id'], episode
+      self._metadata.update(
+          count=len(lengths), episode_lengths=lengths,
+          success_rate=float(np.mean(successes)),
+          mean_return=float(np.mean(returns)))
 
-    _builder_class.cls = MetamimicDemonstrations
-  return _builder_class.cls
-
-
-_builder_class.cls = None
+  return MetamimicDemonstrations
 
 
 def write_demonstrations(episodes: Iterable[Mapping[str, object]],
@@ -473,8 +465,8 @@ def _check_episode(where: str, episode: Dict[str, object],
   if flagged not in ([], [num_frames - 1]):
     _fail(where, 'steps/is_terminal', f'may be True at the last step '
           f'({num_frames - 1}) only, is True at steps {flagged}')
-  # Copies: tf.data's numpy arrays are read-only, and MuJoCo's mj_setState
-  # takes only writeable ones.
+  # Copies: arrays read with np.frombuffer are read-only, and MuJoCo's
+  # mj_setState takes only writeable ones.
   return Demonstration(
       observations={key: np.array(steps['observation'][key])
                     for key in environment_spec.observations},
@@ -543,7 +535,6 @@ def load_demonstrations(path: str,
     if not os.path.isfile(shard):
       _fail(info_path, 'splits', f'{shard} is missing')
   features = builder.info.features
-
   example_spec = features.tf_example_spec
 
   def feature_at(path: str):
@@ -554,6 +545,8 @@ def load_demonstrations(path: str,
         feature = feature.feature
       feature = feature[name]
     return feature
+
+  feature_of = {path: feature_at(path) for path in example_spec}
 
   def decode(record: bytes) -> Dict[str, object]:
     """One record as nested numpy arrays, steps stacked along axis 0.
@@ -570,7 +563,7 @@ def load_demonstrations(path: str,
     flat = tf.io.parse_single_example(record, example_spec)
     episode = {}
     for path, value in flat.items():
-      feature, value = feature_at(path), value.numpy()
+      feature, value = feature_of[path], value.numpy()
       if value.dtype == object:  # An encoded tensor, one string per step.
         size = int(np.prod(feature.shape)) * feature.np_dtype.itemsize
         if all(len(v) == size for v in value):
