@@ -69,6 +69,11 @@ SUMMARY_FILE = 'summary.json'
 # checkpointed with them; a resumed run then does not insert them again.
 DEMO_TRANSITIONS_MARKER = 'demo_transitions_inserted.json'
 EVALUATORS = ('imitation_validation', 'imitation_train', 'task')
+# The learner checkpoint's layout, in the workdir signature so that a workdir
+# written in an older one is refused rather than resumed with counts lost.
+# 2: the counter as JSON in a string variable (`learning.CounterCheckpoint`);
+# before, Acme's pickled `SaveableAdapter` (workdirs with no format recorded).
+CHECKPOINT_FORMAT = 2
 
 
 # The launcher's pid, set in every node's environment by the launch scripts
@@ -231,8 +236,9 @@ class DistributedMetaMimic:
     """What a workdir's checkpoints and replay depend on (see `workdirs`).
 
     The baseline (which nodes and tables exist), every learner variable's
-    name and shape, and each table's item signature. A resumed run must match
-    the workdir's; run_local adds the preset's name.
+    name and shape, each table's item signature, and the learner checkpoint's
+    layout. A resumed run must match the workdir's; run_local adds the
+    preset's name.
     """
     networks = {}
     for label, goal_conditioned in (('imitation_learner', True),
@@ -254,7 +260,7 @@ class DistributedMetaMimic:
           '/'.join(map(str, path)): f'{spec.dtype.name} {spec.shape}'
           for path, spec in tree.flatten_with_path(table.info.signature)}
     return dict(baseline=self._baseline.name, networks=networks,
-                tables=tables)
+                tables=tables, checkpoint_format=CHECKPOINT_FORMAT)
 
   def replay_estimate(self) -> replay_memory.ReplayEstimate:
     """The replay node's memory at capacity (see `replay_memory`)."""

@@ -6,8 +6,10 @@ C.2) unless a field says otherwise; `features_config()` returns the CPU preset
 used by the README's main job and the tests.
 """
 
+import ast
 import dataclasses
-from typing import Optional, Tuple
+import typing
+from typing import Any, Dict, Optional, Sequence, Tuple
 
 from acme.agents.tf.d4pg import agent as d4pg_agent
 import numpy as np
@@ -154,3 +156,67 @@ def features_config(**overrides) -> MetaMimicConfig:
   )
   values.update(overrides)
   return MetaMimicConfig(**values)
+
+
+def parse_overrides(items: Sequence[str],
+                    reserved: Sequence[str] = ()) -> Dict[str, Any]:
+  """'field=value' strings (run_local's --config) as MetaMimicConfig kwargs.
+
+  Values are Python literals checked against the field's type ('vmax=400',
+  'early_termination=none', 'learning_rate_range=(1e-4, 3e-4)'); a string
+  field also takes a bare word. `reserved` fields are set by their own flags
+  and refused here, as are unknown fields, repeated fields and values of the
+  wrong type, each error naming the item.
+
+  Raises:
+    ValueError: for any item that is not a valid override.
+  """
+  hints = typing.get_type_hints(MetaMimicConfig)
+  overrides = {}
+  for item in items:
+    name, sep, text = item.partition('=')
+    name = name.strip()
+    if not sep or not name:
+      raise ValueError(f'{item!r}: expected field=value.')
+    if name not in hints or name not in {
+        f.name for f in dataclasses.fields(MetaMimicConfig)}:
+      raise ValueError(f'{item!r}: MetaMimicConfig has no field {name!r}.')
+    if name in reserved:
+      raise ValueError(f'{item!r}: {name} has its own flag; use that.')
+    if name in overrides:
+      raise ValueError(f'{item!r}: {name} is given twice.')
+    overrides[name] = _parse_value(item, text.strip(), hints[name])
+  return overrides
+
+
+def _parse_value(item: str, text: str, hint: Any) -> Any:
+  """`text` as a value of type `hint` (bool, int, float, str, Optional, Tuple)."""
+  try:
+    value = ast.literal_eval(text)
+  except (ValueError, SyntaxError):
+    value = text  # A bare word; accepted below only for string fields.
+  optional = type(None) in typing.get_args(hint)
+  if optional:
+    if value is None:
+      return None
+    hint = next(arg for arg in typing.get_args(hint) if arg is not type(None))
+  if hint is bool:
+    ok = isinstance(value, bool)
+  elif hint is int:
+    ok = isinstance(value, int) and not isinstance(value, bool)
+  elif hint is float:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    value = float(value) if ok else value
+  elif hint is str:
+    ok = isinstance(value, str)
+  elif typing.get_origin(hint) is tuple:
+    ok = isinstance(value, (tuple, list)) and all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+    value = tuple(float(v) for v in value) if ok else value
+  else:
+    raise ValueError(f'{item!r}: fields of type {hint} cannot be overridden.')
+  if not ok:
+    expected = getattr(hint, '__name__', str(hint))
+    raise ValueError(f'{item!r}: expected {"None or " if optional else ""}'
+                     f'{expected}, got {text!r}.')
+  return value

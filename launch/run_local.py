@@ -95,6 +95,15 @@ _MAX_REPLAY_SIZE = flags.DEFINE_integer(
 _JIT_COMPILE = flags.DEFINE_bool(
     'jit_compile', True, 'Compile the learners\' SGD step with XLA '
     '(MetaMimicConfig.learner_jit_compile).')
+_CONFIG = flags.DEFINE_multi_string(
+    'config', [], 'field=value: overrides one MetaMimicConfig field of the '
+    'preset (repeatable), e.g. --config=vmax=400 --config=n_step=3. Fields '
+    'with their own flag (actor counts, seed, curriculum, replay size, XLA) '
+    'are refused. The overrides are recorded in the workdir\'s run.json; a '
+    'resume must give the same.')
+# MetaMimicConfig fields that have their own flag above.
+_FLAG_FIELDS = ('num_imitation_actors', 'num_task_actors', 'seed',
+                'demo_curriculum', 'learner_jit_compile', 'max_replay_size')
 
 _NODE_ENV = {'TF_CPP_MIN_LOG_LEVEL': '2',
              'MUJOCO_GL': os.environ.get('MUJOCO_GL', 'egl')}
@@ -112,6 +121,16 @@ def node_env(group: str):
   launcher's identity, so that nodes end themselves if the launcher dies."""
   return dict(_NODE_ENV, **agent_distributed.launcher_environment(),
               **agent_distributed.node_environment(group, learner_gpu()))
+
+
+def config_overrides():
+  """--config parsed into MetaMimicConfig kwargs (UsageError if invalid)."""
+  try:
+    overrides = config_lib.parse_overrides(_CONFIG.value, _FLAG_FIELDS)
+    config_lib.features_config(**overrides)  # Its own checks (vmax > vmin).
+  except ValueError as e:
+    raise app.UsageError(f'--config: {e}') from e
+  return overrides
 
 
 def check_flags():
@@ -138,7 +157,8 @@ def check_flags():
     if not os.path.isdir(flag.value) and not _MAKE_DEMOS.value:
       raise app.UsageError(f'--{flag.name}={flag.value} does not exist (pass '
                            '--make_demos to record it).')
-  min_replay_size = config_lib.features_config().min_replay_size
+  min_replay_size = config_lib.features_config(
+      **config_overrides()).min_replay_size
   if (_MAX_REPLAY_SIZE.value is not None and
       _MAX_REPLAY_SIZE.value < min_replay_size):
     raise app.UsageError(
@@ -190,13 +210,15 @@ def make_program_definition(
   --demos/--validation_demos paths.
   """
   baseline = baselines.get(_BASELINE.value)
-  config = baseline.apply(config_lib.features_config(
+  values = dict(
       num_imitation_actors=num_imitation_actors,
       num_task_actors=num_task_actors, seed=_SEED.value,
       demo_curriculum=_CURRICULUM.value, variable_update_period=100,
       learner_jit_compile=_JIT_COMPILE.value,
       **({} if _MAX_REPLAY_SIZE.value is None else dict(
-          max_replay_size=_MAX_REPLAY_SIZE.value))))
+          max_replay_size=_MAX_REPLAY_SIZE.value)))
+  values.update(config_overrides())
+  config = baseline.apply(config_lib.features_config(**values))
   if demo_paths is None:
     demo_paths = {agent_distributed.TRAIN: os.path.abspath(_DEMOS.value),
                   agent_distributed.VALIDATION: os.path.abspath(
@@ -248,7 +270,8 @@ def prepare_workdir(workdir: str,
   baseline, variable shapes, table signatures), and readable checkpoints.
   """
   try:
-    signature = dict(preset=_PRESET.value, **definition.signature())
+    signature = dict(preset=_PRESET.value, config_overrides=dict(
+        sorted(config_overrides().items())), **definition.signature())
     moved = workdirs.prepare(workdir, signature, fresh=_FRESH.value)
   except workdirs.WorkdirError as e:
     raise app.UsageError(str(e)) from e

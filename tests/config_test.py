@@ -1,5 +1,7 @@
 """Tests for the hyperparameter dataclass."""
 
+import re
+
 import pytest
 
 from acme.agents.tf.d4pg import agent as d4pg_agent
@@ -49,3 +51,36 @@ def test_explicit_learning_rate_wins():
 def test_bad_choices_name_the_field(field, value):
   with pytest.raises(ValueError, match=f'MetaMimicConfig.{field}'):
     config_lib.paper_config(**{field: value})
+
+
+def test_overrides_parse_each_field_type():
+  overrides = config_lib.parse_overrides([
+      'vmax=400', 'n_step=3', 'early_termination=none',
+      'reward_scene_key=None', 'samples_per_insert=8',
+      'numpy_actor_policy=False', 'learning_rate_range=(1e-4, 3e-4)'])
+  assert overrides == {
+      'vmax': 400., 'n_step': 3, 'early_termination': 'none',
+      'reward_scene_key': None, 'samples_per_insert': 8.,
+      'numpy_actor_policy': False, 'learning_rate_range': (1e-4, 3e-4)}
+  assert type(overrides['vmax']) is float  # pylint: disable=unidiomatic-typecheck
+  config = config_lib.features_config(**overrides)
+  assert (config.vmax, config.n_step) == (400., 3)
+
+
+@pytest.mark.parametrize('item,message', [
+    ('vmax', "'vmax': expected field=value"),
+    ('vmaxx=400', "'vmaxx=400': MetaMimicConfig has no field 'vmaxx'"),
+    ('n_step=3.5', "'n_step=3.5': expected int, got '3.5'"),
+    ('vmax=high', "'vmax=high': expected float, got 'high'"),
+    ('numpy_actor_policy=1', 'expected bool'),
+    ('reward_scene_key=3', 'expected None or str'),
+    ('seed=3', "'seed=3': seed has its own flag"),
+])
+def test_bad_overrides_name_the_item(item, message):
+  with pytest.raises(ValueError, match=re.escape(message)):
+    config_lib.parse_overrides([item], reserved=('seed',))
+
+
+def test_an_override_given_twice_is_refused():
+  with pytest.raises(ValueError, match='vmax is given twice'):
+    config_lib.parse_overrides(['vmax=400', 'vmax=500'])

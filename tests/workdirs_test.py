@@ -119,6 +119,21 @@ def test_another_setup_is_refused_saying_what_differs(tmp_path,
   assert "baseline: workdir 'metamimic', this run 'd4pg'" in str(error.value)
 
 
+def test_a_workdir_with_the_older_checkpoint_layout_is_refused(
+    tmp_path, features_signature):
+  # Workdirs written before `learning.CounterCheckpoint` hold the learner
+  # counters in another layout and recorded no format; resuming them would
+  # start the counts at zero.
+  workdir = str(tmp_path / 'run')
+  older = dict(features_signature)
+  del older['checkpoint_format']
+  workdirs.prepare(workdir, older)
+  with pytest.raises(workdirs.WorkdirError) as error:
+    workdirs.prepare(workdir, features_signature)
+  assert (f'checkpoint_format: workdir None, this run '
+          f'{agent_distributed.CHECKPOINT_FORMAT}') in str(error.value)
+
+
 def _checkpoint(workdir, label='counter'):
   """A real Acme checkpoint, the way the counter node writes it."""
   objects = {'counter': tf.Variable(tf.range(4096, dtype=tf.float32))}
@@ -164,7 +179,18 @@ def test_run_local_refuses_a_workdir_of_another_preset(tmp_path,
   workdir = tmp_path / 'run'
   workdir.mkdir()
   with open(workdir / workdirs.RUN_FILE, 'w') as f:
-    json.dump(dict(features_signature, preset='features_mlp64'), f)
-  stderr = _run_local(tmp_path, f'--workdir={workdir}')
+    json.dump(dict(features_signature, preset='features_mlp64',
+                   config_overrides={'vmax': 400.}), f)
+  stderr = _run_local(tmp_path, f'--workdir={workdir}', '--config=vmax=200')
   assert f'{workdir} was made by another set-up' in stderr
   assert "preset: workdir 'features_mlp64', this run 'features'" in stderr
+  # --config overrides are part of the set-up a resume must repeat.
+  assert 'config_overrides.vmax: workdir 400.0, this run 200.0' in stderr
+
+
+def test_run_local_refuses_a_bad_config_override_before_recording_demos(
+    tmp_path):
+  stderr = _run_local(tmp_path, f'--workdir={tmp_path / "run"}',
+                      '--config=vmax=-1')
+  assert '--config: vmax (-1.0) must exceed vmin (0.0)' in stderr
+  assert not (tmp_path / 'run').exists()

@@ -1,0 +1,37 @@
+#!/bin/bash
+# One run of a fidelity screen (docs/fidelity.md), then its evaluation.
+#
+#   bash docs/results/screen.sh SCREEN ARM SEED [run_local flags...]
+#
+# Trains the main job's set-up (features preset, demo curriculum, 360 s, the
+# 20 training and 10 held-out demos recorded with seed 0 under data/) with
+# --seed=SEED and the extra flags (the arm's one change), in the workdir
+# /tmp/screens/SCREEN/armARM_seedSEED; evaluates it with launch/evaluate.py
+# (greedy, every demo once from its first frame); and copies what the tables
+# and curves read (summary.json, run.json, evaluation.json, logs/*/logs.csv)
+# to docs/results/SCREEN/armARM_seedSEED. Run it alone on the machine: the
+# learners' step counts are part of the result.
+set -euo pipefail
+screen=$1 arm=$2 seed=$3
+shift 3
+cd "$(dirname "$0")/../.."
+export MUJOCO_GL=${MUJOCO_GL:-egl} TF_CPP_MIN_LOG_LEVEL=2
+name=arm${arm}_seed${seed}
+workdir=/tmp/screens/$screen/$name
+out=docs/results/$screen/$name
+mkdir -p "$(dirname "$workdir")"
+.venv/bin/python launch/run_local.py --demo_curriculum --max_seconds=360 \
+  --seed="$seed" --demos=data/demos_train_features \
+  --validation_demos=data/demos_validation_features \
+  --workdir="$workdir" "$@"
+.venv/bin/python launch/evaluate.py --workdir="$workdir" \
+  --demos=data/demos_train_features \
+  --validation_demos=data/demos_validation_features \
+  --output="$workdir/evaluation.json"
+mkdir -p "$out"
+cp "$workdir"/{summary.json,run.json,evaluation.json} "$out"/
+(cd "$workdir" && find logs -name logs.csv) | while read -r log; do
+  mkdir -p "$out/$(dirname "$log")"
+  cp "$workdir/$log" "$out/$log"
+done
+echo "[screen] $screen $name -> $out"

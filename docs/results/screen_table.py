@@ -1,0 +1,58 @@
+"""Markdown table of one fidelity screen (docs/fidelity.md), from its runs.
+
+Not project code: kept beside the runs it reads. A screen directory holds
+`arms.json` ({arm: {"label": ..., "runs": [run directory, ...]}}, run
+directories relative to the screen's, one per seed) and the runs that
+docs/results/screen.sh stored: summary.json (coordinator) and
+evaluation.json (launch/evaluate.py).
+
+    python docs/results/screen_table.py docs/results/screen_vmax
+"""
+import json
+import os
+import sys
+
+
+def load(path):
+  with open(os.path.join(path, 'summary.json')) as f:
+    summary = json.load(f)
+  with open(os.path.join(path, 'evaluation.json')) as f:
+    evaluation = json.load(f)
+  counts, metrics = summary['counts'], evaluation['metrics']
+  return dict(
+      # The seed is in the run directory's name (arm<A>_seed<S>).
+      seed=int(os.path.basename(os.path.normpath(path)).rsplit('seed', 1)[1]),
+      learner=(counts['imitation_learner_steps'], counts['task_learner_steps']),
+      actors=(counts['imitation_actor_steps'], counts['task_actor_steps']),
+      held_out=metrics['imitation_validation']['imitation_reward_per_step'],
+      train=metrics['imitation_train']['imitation_reward_per_step'],
+      task_pct=metrics['imitation_validation']['task_return_pct_of_demo'])
+
+
+def table(screen):
+  with open(os.path.join(screen, 'arms.json')) as f:
+    arms = json.load(f)
+  rows = ['| arm | seed | learner steps, imitation / task | env steps, '
+          'imitation / task actors | eq. 2 reward per step, held-out | '
+          'training demos | held-out task return, % of demos\' |',
+          '|---|---|---|---|---|---|---|']
+  for arm, spec in arms.items():
+    runs = [load(os.path.join(screen, run)) for run in spec['runs']]
+    for run in runs:
+      rows.append(
+          f"| {arm}: {spec['label']} | {run['seed']} | {run['learner'][0]:,} / "
+          f"{run['learner'][1]:,} | {run['actors'][0]:,} / "
+          f"{run['actors'][1]:,} | {run['held_out']:.3f} | "
+          f"{run['train']:.3f} | {run['task_pct']:.1f} |")
+    if len(runs) > 1:
+      span = lambda key, digits: (
+          f'{sum(r[key] for r in runs) / len(runs):.{digits}f} '
+          f'({min(r[key] for r in runs):.{digits}f}-'
+          f'{max(r[key] for r in runs):.{digits}f})')
+      rows.append(f'| {arm}: mean (min-max) | | | | {span("held_out", 3)} | '
+                  f'{span("train", 3)} | {span("task_pct", 1)} |')
+  return '\n'.join(rows)
+
+
+if __name__ == '__main__':
+  print(table(sys.argv[1]))
