@@ -51,6 +51,7 @@ import tree
 from acme_metamimic import baselines as baselines_lib
 from acme_metamimic import builder as builder_lib
 from acme_metamimic import config as config_lib
+from acme_metamimic import counter_checkpoint
 from acme_metamimic import csv_logs
 from acme_metamimic import replay_memory
 from acme_metamimic import workdirs
@@ -71,8 +72,9 @@ DEMO_TRANSITIONS_MARKER = 'demo_transitions_inserted.json'
 EVALUATORS = ('imitation_validation', 'imitation_train', 'task')
 # The learner checkpoint's layout, in the workdir signature so that a workdir
 # written in an older one is refused rather than resumed with counts lost.
-# 2: the counter as JSON in a string variable (`learning.CounterCheckpoint`);
-# before, Acme's pickled `SaveableAdapter` (workdirs with no format recorded).
+# 2: counters (the learners', the counter node's) as JSON in a string variable
+# (`counter_checkpoint`); before, Acme's pickled `SaveableAdapter` (workdirs
+# with no format recorded).
 CHECKPOINT_FORMAT = 2
 
 
@@ -281,7 +283,8 @@ class DistributedMetaMimic:
   def counter(self):
     end_with_launcher()
     return tf2_savers.CheckpointingRunner(
-        counting.Counter(), key='counter', subdirectory='counter',
+        counter_checkpoint.CheckpointedCounter(), key='counter',
+        subdirectory='counter',
         directory=self._workdir, add_uid=False,
         time_delta_minutes=self._checkpoint_minutes)
 

@@ -18,6 +18,9 @@ IMITATION_TABLE = 'imitation'
 TASK_TABLE = 'task'
 EARLY_TERMINATION_MODES = ('reward', 'hand_to_target', 'none')
 SAMPLERS = ('prioritized', 'uniform')
+# The fields that shape the networks (presets.make_networks reads them): a
+# policy restored from a run's checkpoint needs the run's values of these.
+NETWORK_FIELDS = ('vmin', 'vmax', 'num_atoms', 'goal_delta_scale')
 REMOVERS = ('prioritized', 'fifo')
 
 
@@ -88,6 +91,11 @@ class MetaMimicConfig(d4pg_agent.D4PGConfig):
   # many seconds (0: back to back). Back to back, three evaluator processes
   # took 3 of the 11 busy processes' CPU on 2 cores; at 30 s, a few percent.
   evaluation_period_seconds: float = 30.
+  # Imitation networks: each vector goal enters as goal_delta_scale * (goal -
+  # observation) (`networks.ObservationEncoder`); None: the goal itself, as
+  # in the paper. On the Jaco the per-step change of joint angles is a few
+  # centiradians, swamped next to the absolute values.
+  goal_delta_scale: Optional[float] = None
   reward_body_key: str = 'body'
   reward_scene_key: Optional[str] = None
   min_replay_size: int = 1000

@@ -21,11 +21,17 @@ Restoring policies: `restore_policy_networks` rebuilds a preset's networks and
 restores the `policy` and `observation` entries of the learner checkpoints that
 `DistributedMetaMimic` writes (`<workdir>/checkpoints/<label>`, Acme's
 `CheckpointingRunner(key='learner')` over `learning.D4PGLearner.state`).
+A run made with `--config` overrides of the fields that shape the networks
+(`config.NETWORK_FIELDS`, e.g. `goal_delta_scale`) is restored into networks
+built with them (`network_overrides`, from the run's run.json); its other
+overrides (reward scales, termination) are not applied, so that every run is
+measured with the preset's eq. 2.
 """
 
 import dataclasses
+import json
 import os
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 from acme import specs
 from acme.agents.tf import actors
@@ -336,6 +342,21 @@ def build_networks(preset: str, config: config_lib.MetaMimicConfig,
                                         goal_conditioned=False)
   task_networks.init(environment_spec)
   return imitation_networks, task_networks
+
+
+def network_overrides(workdir: str) -> Dict[str, Any]:
+  """The run's recorded --config overrides of `config.NETWORK_FIELDS`.
+
+  Read from <workdir>/run.json (`config_overrides`, written by run_local);
+  empty for a workdir without one or without overrides.
+  """
+  path = os.path.join(workdir, 'run.json')
+  if not os.path.exists(path):
+    return {}
+  with open(path) as f:
+    recorded = json.load(f).get('config_overrides') or {}
+  return {name: value for name, value in sorted(recorded.items())
+          if name in config_lib.NETWORK_FIELDS}
 
 
 def checkpoint_directory(workdir: str, label: str) -> str:

@@ -19,20 +19,16 @@ on a CPU-bound machine:
 - `steps_per_call` SGD steps run per `step()` call, so the Python around a step
   (counter, logger, timing) is paid once per call.
 
-The learner's checkpoint holds its counter as JSON in a string variable
-(`CounterCheckpoint`), not as Acme's `SaveableAdapter`: that one's saveable is
-pinned to the literal device 'cpu:0' while the variables live on
-'/job:localhost/replica:0/task:0/device:CPU:0', so TensorFlow 2.8 saw two
-devices and traced a new save function at every checkpoint (the "triggered
-tf.function retracing" warning of every run).
+The learner's checkpoint holds its counter as a
+`counter_checkpoint.CounterCheckpoint` (JSON in a string variable), not as
+Acme's `SaveableAdapter`, with which TensorFlow traced a new save function at
+every checkpoint.
 
 `PriorityUpdatingIterator`, the earlier design, wraps the dataset iterator and
 makes a second forward pass for the priorities; it is kept for learners that are
 not this class (e.g. Acme's own) and for benchmarks of the difference.
 """
 
-import functools
-import json
 import time
 from typing import Dict, Iterator, Mapping, Optional, Tuple
 
@@ -41,45 +37,11 @@ from acme.agents.tf.d4pg import agent as d4pg_agent
 from acme.agents.tf.d4pg import learning as d4pg_learning
 from acme.tf import losses
 from acme.tf import savers as tf2_savers
-from acme.utils import counting
 import reverb
 import tensorflow as tf
-# The public hook for running code at save and restore time in TF 2.8 (its TPU
-# embedding uses it); there is no tf.train alias.
-from tensorflow.python.training.saving import saveable_hook
 import tree
 
-
-class _CounterHook(saveable_hook.SaveableHook):
-  """Copies the counter into its variable before a save, back after a restore."""
-
-  def __init__(self, name: str, state: 'CounterCheckpoint'):
-    super().__init__(name)
-    self._state = state
-
-  def before_save(self):
-    self._state.counts.assign(json.dumps(self._state.counter.save()))
-
-  def after_restore(self):
-    self._state.counter.restore(json.loads(self._state.counts.numpy()))
-
-
-class CounterCheckpoint(tf.Module):
-  """An Acme `Counter` as checkpointable TF state on the variables' device.
-
-  The counter's `save()` (its own counts and cache) is written as JSON into
-  `counts`, a string variable, just before each save, and read back into the
-  counter just after a restore. Being a variable, it is saved by the same
-  single-device saver as the networks, so a save traces nothing new.
-  """
-
-  def __init__(self, counter: counting.Counter):
-    super().__init__(name='counter')
-    self.counter = counter
-    self.counts = tf.Variable('', dtype=tf.string, trainable=False)
-
-  def _gather_saveables_for_checkpoint(self):
-    return {'hook': functools.partial(_CounterHook, state=self)}
+from acme_metamimic import counter_checkpoint
 
 
 class PriorityUpdatingIterator:
@@ -198,7 +160,8 @@ class D4PGLearner(d4pg_learning.D4PGLearner, tf2_savers.TFSaveable):
     self._priority_epsilon = priority_epsilon
     self._priority_update_period = priority_update_period
     self._steps_per_call = steps_per_call
-    self._counter_checkpoint = CounterCheckpoint(self._counter)
+    self._counter_checkpoint = counter_checkpoint.CounterCheckpoint(
+        self._counter)
     self._sgd_step = tf.function(self._sgd_step_fn, jit_compile=jit_compile)
 
   def _sgd_step_fn(self, transitions: types.Transition

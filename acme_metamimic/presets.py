@@ -81,7 +81,8 @@ def make_networks(preset: str, config: config_lib.MetaMimicConfig,
       goal_conditioned=goal_conditioned, vmin=config.vmin, vmax=config.vmax,
       num_atoms=config.num_atoms, policy_layer_sizes=setup.policy_layer_sizes,
       critic_layer_sizes=setup.critic_layer_sizes,
-      mlp_torso_sizes=setup.mlp_torso_sizes)
+      mlp_torso_sizes=setup.mlp_torso_sizes,
+      goal_delta_scale=config.goal_delta_scale if goal_conditioned else None)
 
 
 def load_demonstrations(preset: str, path: str,

@@ -64,8 +64,14 @@ def main(argv):
   tf.random.set_seed(_SEED.value)
   start = time.time()
   preset = _PRESET.value
+  # A run's overrides of network-shaping fields (e.g. goal_delta_scale) are
+  # needed to restore its policies; its reward and termination overrides are
+  # not applied: every run is measured with the preset's eq. 2.
+  overrides = (evaluation.network_overrides(os.path.abspath(_WORKDIR.value))
+               if _WORKDIR.value and not _UNTRAINED.value else {})
   config = config_lib.features_config(
-      seed=_SEED.value, early_termination=_EARLY_TERMINATION.value)
+      seed=_SEED.value, early_termination=_EARLY_TERMINATION.value,
+      **overrides)
   builder = builder_lib.MetaMimicBuilder(config)
   environment = presets.make_environment(preset, seed=_SEED.value)
   environment_spec = specs.make_environment_spec(environment)
@@ -99,7 +105,7 @@ def main(argv):
       evaluation.IMITATION_LEARNER in source['learner_steps'])
   evaluate_task = source['kind'] == 'untrained' or (
       evaluation.TASK_LEARNER in source['learner_steps'])
-  results = dict(source=source, preset=preset,
+  results = dict(source=source, preset=preset, network_overrides=overrides,
                  early_termination=_EARLY_TERMINATION.value, metrics={},
                  episodes={})
   split_metrics = {}

@@ -341,7 +341,9 @@ def make_video(path: str, preset: str, demos_path: str, demo_index: int,
   from acme_metamimic import presets  # pylint: disable=g-import-not-at-top
   from acme_metamimic.environments import imitation  # pylint: disable=g-import-not-at-top
 
-  config = config_lib.features_config(early_termination='none')
+  config = config_lib.features_config(
+      early_termination='none',
+      **(evaluation.network_overrides(workdir) if workdir else {}))
   builder = builder_lib.MetaMimicBuilder(config)
   environment = presets.make_environment(preset, seed=0)
   spec = specs.make_environment_spec(environment)

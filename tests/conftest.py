@@ -26,3 +26,25 @@ def pytest_collection_modifyitems(items):
   # them while the other runs everything else.
   items.sort(key=lambda item: os.path.basename(str(item.fspath))
              not in _PROGRAM_FILES)
+
+
+@pytest.fixture
+def traced_functions():
+  """The names of the `tf.function`s traced while the test runs.
+
+  Every trace goes through TF's frequent-tracing detector, which warns at
+  most twice per process, so its warnings cannot be counted in a test
+  process; its calls can.
+  """
+  from unittest import mock  # pylint: disable=g-import-not-at-top
+  from tensorflow.python.eager import def_function  # pylint: disable=g-import-not-at-top
+  detector = def_function._FrequentTracingDetector  # pylint: disable=protected-access
+  original = detector.called_with_tracing
+  traced = []
+
+  def record(self, function_name, omit_warning):
+    traced.append(str(function_name))
+    return original(self, function_name, omit_warning)
+
+  with mock.patch.object(detector, 'called_with_tracing', record):
+    yield traced

@@ -1,5 +1,6 @@
 """Presets: the network-ablation presets and nested demo subsets."""
 
+import json
 import os
 import subprocess
 import sys
@@ -49,6 +50,50 @@ def test_width_presets_differ_only_in_layer_widths(preset, width):
   # The imitation torso also sees the goal, so its input is twice as wide.
   assert (_kernel_shapes(imitation.observation_network)[0][0] ==
           2 * _kernel_shapes(task.observation_network)[0][0])
+
+
+def test_goal_delta_scale_feeds_the_imitation_torso_scaled_differences():
+  # MetaMimicConfig.goal_delta_scale: vector goals g enter the imitation
+  # networks as s * (g - o); the task networks have no goal.
+  environment = presets.make_environment('features', seed=0)
+  spec = specs.make_environment_spec(environment)
+  scale = 10.
+  with_delta, task = evaluation.build_networks(
+      'features', config_lib.features_config(goal_delta_scale=scale), spec)
+  plain, _ = evaluation.build_networks('features',
+                                       config_lib.features_config(), spec)
+  for mine, theirs in zip(plain.observation_network.variables,
+                          with_delta.observation_network.variables):
+    mine.assign(theirs)
+  rng = np.random.default_rng(0)
+  batch = lambda key: rng.normal(
+      size=(2, *spec.observations[key].shape)).astype(np.float32)
+  observation = {key: batch(key) for key in ('body', 'features')}
+  goal = {key: batch(key) for key in ('body', 'features')}
+  scaled = {key: scale * (goal[key] - observation[key]) for key in goal}
+  embed = lambda networks, goals: networks.observation_network(
+      dict(observation=observation, goal=goals)).numpy()
+  np.testing.assert_allclose(embed(with_delta, goal), embed(plain, scaled),
+                             rtol=1e-5, atol=1e-5)
+  assert not np.allclose(embed(with_delta, goal), embed(plain, goal),
+                         atol=1e-3)
+  # Same variables, so a checkpoint restores either way; the task networks
+  # are those of the preset.
+  assert _kernel_shapes(with_delta.observation_network) == _kernel_shapes(
+      plain.observation_network)
+  assert task.observation_network._goal_delta_scale is None  # pylint: disable=protected-access
+
+
+def test_evaluation_rebuilds_a_runs_network_fields_only(tmp_path):
+  assert evaluation.network_overrides(str(tmp_path)) == {}  # No run.json.
+  (tmp_path / 'run.json').write_text(json.dumps(dict(
+      preset='features', config_overrides=dict(
+          goal_delta_scale=10., vmax=400., feature_distance_scale=50.,
+          early_termination='none'))))
+  # Reward and termination overrides are left out: every run is measured
+  # with the preset's eq. 2.
+  assert evaluation.network_overrides(str(tmp_path)) == dict(
+      goal_delta_scale=10., vmax=400.)
 
 
 def test_ablation_presets_read_their_environments_demo_sets(demo_dir):

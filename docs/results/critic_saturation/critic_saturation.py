@@ -26,7 +26,8 @@ from acme_metamimic.demonstrations import scripted
 from acme_metamimic.environments import imitation
 
 workdir, num_demos = sys.argv[1], int(sys.argv[2])
-config = config_lib.features_config(early_termination='none')
+config = config_lib.features_config(early_termination='none',
+                                    **evaluation.network_overrides(workdir))
 builder = builder_lib.MetaMimicBuilder(config)
 environment = presets.make_environment('features', seed=0)
 spec = specs.make_environment_spec(environment)
