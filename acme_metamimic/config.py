@@ -151,7 +151,10 @@ def features_config(**overrides) -> MetaMimicConfig:
   """
   values = dict(
       early_termination='reward',
-      num_imitation_actors=2,
+      # 3 imitation actors on 2 cores: better imitation of held-out and
+      # training demos than 1, 2 or 4 on both seeds of the main job's 360 s
+      # (with 4 the learners lose too many steps; docs/fidelity.md, screen 1).
+      num_imitation_actors=3,
       num_task_actors=1,
       max_replay_size=100_000,
       min_replay_size=500,

@@ -2,7 +2,7 @@
 
     python launch/run_local.py --workdir=workdir/metamimic
 
-On the embedded default (features preset, 2 imitation actors, 1 task actor)
+On the embedded default (features preset, 3 imitation actors, 1 task actor)
 it makes the demonstration sets if they are missing, trains for --max_seconds
 (or --max_learner_steps), prints progress, and ends with a summary. Logs go to
 <workdir>/logs (CSV) and <workdir>/tb (`tensorboard --logdir <workdir>/tb`).
@@ -56,8 +56,9 @@ _NUM_VALIDATION_DEMOS = flags.DEFINE_integer(
 _MAX_TRAIN_DEMOS = flags.DEFINE_integer(
     'max_train_demos', None, 'Train on the first this many demos of --demos '
     '(default: all of them).')
-_NUM_IMITATION_ACTORS = flags.DEFINE_integer('num_imitation_actors', 2,
-                                             'Imitation actors.')
+_NUM_IMITATION_ACTORS = flags.DEFINE_integer(
+    'num_imitation_actors', config_lib.features_config().num_imitation_actors,
+    'Imitation actors (the features preset\'s: 3, docs/fidelity.md).')
 _NUM_TASK_ACTORS = flags.DEFINE_integer('num_task_actors', 1, 'Task actors.')
 _MAX_LEARNER_STEPS = flags.DEFINE_integer(
     'max_learner_steps', None, 'Stop at this many imitation learner steps '
