@@ -195,19 +195,17 @@ def main():
         full_at_seconds=full_at,
         min_after_full=min(p['imitation_table'] for p in after),
         max_after_full=max(p['imitation_table'] for p in after))
-    at_full = next((s for s in samples
-                    if s['elapsed'] is not None and s['elapsed'] >= full_at),
-                   None)
-    last = next((s for s in reversed(samples) if s['rss_mib']), None)
-    if at_full and last:
-      result['rss_mib'] = {
-          node: dict(at_full=at_full['rss_mib'][node],
-                     end=last['rss_mib'][node],
-                     growth=round(last['rss_mib'][node] -
-                                  at_full['rss_mib'][node], 1),
-                     max=max(s['rss_mib'].get(node, 0) for s in samples))
-          for node in sorted(at_full['rss_mib'])
-          if node in last['rss_mib']}
+    # Per node: its first sample once the table was full and its last one
+    # (actors stop before the learners and replay at the end).
+    after_full = [s for s in samples
+                  if s['elapsed'] is not None and s['elapsed'] >= full_at]
+    result['rss_mib'] = {}
+    for node in sorted({n for s in after_full for n in s['rss_mib']}):
+      values = [s['rss_mib'][node] for s in after_full if node in s['rss_mib']]
+      result['rss_mib'][node] = dict(
+          at_full=values[0], end=values[-1],
+          growth=round(values[-1] - values[0], 1), max=max(values),
+          samples=len(values))
     result['learner_steps_per_second'] = {}
     for key in ('imitation_learner', 'task_learner'):
       windows = rates(progress, key, full_at, args.window_seconds)
