@@ -18,10 +18,10 @@ IMITATION_TABLE = 'imitation'
 TASK_TABLE = 'task'
 EARLY_TERMINATION_MODES = ('reward', 'hand_to_target', 'none')
 SAMPLERS = ('prioritized', 'uniform')
+REMOVERS = ('prioritized', 'fifo')
 # The fields that shape the networks (presets.make_networks reads them): a
 # policy restored from a run's checkpoint needs the run's values of these.
 NETWORK_FIELDS = ('vmin', 'vmax', 'num_atoms', 'goal_delta_scale')
-REMOVERS = ('prioritized', 'fifo')
 
 
 @dataclasses.dataclass
@@ -183,14 +183,14 @@ def parse_overrides(items: Sequence[str],
     ValueError: for any item that is not a valid override.
   """
   hints = typing.get_type_hints(MetaMimicConfig)
+  fields = {field.name for field in dataclasses.fields(MetaMimicConfig)}
   overrides = {}
   for item in items:
     name, sep, text = item.partition('=')
     name = name.strip()
     if not sep or not name:
       raise ValueError(f'{item!r}: expected field=value.')
-    if name not in hints or name not in {
-        f.name for f in dataclasses.fields(MetaMimicConfig)}:
+    if name not in fields:
       raise ValueError(f'{item!r}: MetaMimicConfig has no field {name!r}.')
     if name in reserved:
       raise ValueError(f'{item!r}: {name} has its own flag; use that.')

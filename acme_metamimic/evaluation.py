@@ -38,6 +38,7 @@ from acme.agents.tf import actors
 from acme_metamimic import builder as builder_lib
 from acme_metamimic import config as config_lib
 from acme_metamimic import presets
+from acme_metamimic import workdirs
 from acme_metamimic.demonstrations import dataset
 from acme_metamimic.environments import imitation
 from acme_metamimic.environments import jaco_stack
@@ -350,7 +351,7 @@ def network_overrides(workdir: str) -> Dict[str, Any]:
   Read from <workdir>/run.json (`config_overrides`, written by run_local);
   empty for a workdir without one or without overrides.
   """
-  path = os.path.join(workdir, 'run.json')
+  path = os.path.join(workdir, workdirs.RUN_FILE)
   if not os.path.exists(path):
     return {}
   with open(path) as f:
