@@ -135,21 +135,31 @@ class NumpyPolicy:
     # pylint: disable=protected-access
     keys, scale = module._keys, module._goal_delta_scale
     goal_conditioned = module._goal_conditioned
+    normalization = module._normalization
     torso = self._compile(module._torso)
     # pylint: enable=protected-access
 
+    def select(observation):
+      vectors = []
+      for key in keys:
+        x = np.asarray(observation[key])
+        if key in normalization:
+          offset, scales = normalization[key]
+          x = np.clip((x.astype(np.float32) - offset) / scales,
+                      -networks.NORMALIZED_CLIP, networks.NORMALIZED_CLIP)
+        vectors.append(x)
+      return vectors
+
     def encode(observation):
       if goal_conditioned:
-        observations = [np.asarray(observation[networks.OBSERVATION_KEY][key])
-                        for key in keys]
-        goals = [np.asarray(observation[networks.GOAL_KEY][key])
-                 for key in keys]
+        observations = select(observation[networks.OBSERVATION_KEY])
+        goals = select(observation[networks.GOAL_KEY])
         if scale is not None:
           goals = [scale * (g.astype(np.float32) - o.astype(np.float32))
                    for o, g in zip(observations, goals)]
         vectors = observations + goals
       else:
-        vectors = [np.asarray(observation[key]) for key in keys]
+        vectors = select(observation)
       if any(v.ndim >= 3 for v in vectors):
         raise NotImplementedError('NumpyPolicy evaluates vector observations '
                                   'only.')

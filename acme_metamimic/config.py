@@ -21,7 +21,8 @@ SAMPLERS = ('prioritized', 'uniform')
 REMOVERS = ('prioritized', 'fifo')
 # The fields that shape the networks (presets.make_networks reads them): a
 # policy restored from a run's checkpoint needs the run's values of these.
-NETWORK_FIELDS = ('vmin', 'vmax', 'num_atoms', 'goal_delta_scale')
+NETWORK_FIELDS = ('vmin', 'vmax', 'num_atoms', 'goal_delta_scale',
+                  'observation_normalization')
 
 
 @dataclasses.dataclass
@@ -96,6 +97,14 @@ class MetaMimicConfig(d4pg_agent.D4PGConfig):
   # in the paper. On the Jaco the per-step change of joint angles is a few
   # centiradians, swamped next to the absolute values.
   goal_delta_scale: Optional[float] = None
+  # Imitation and task networks see each vector observation key (and goal)
+  # as (x - mean) / std of the scripted demos' frames, clipped to +-10
+  # (`environments.observation_scales`, written by
+  # launch/observation_scales.py); False: raw values, as in the paper, whose
+  # vision networks see pixels. The statistics are code, not checkpointed:
+  # regenerating them changes how every normalized run's policies are read.
+  # Not adopted on the CPU preset: worse in docs/fidelity.md, screen 4.
+  observation_normalization: bool = False
   reward_body_key: str = 'body'
   reward_scene_key: Optional[str] = None
   min_replay_size: int = 1000

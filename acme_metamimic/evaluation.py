@@ -186,6 +186,9 @@ def task_metrics(rollouts: Sequence[Rollout],
       one that stacks when the demo did not always does).
     reach_rate: fraction of rollouts with any task reward (the first stage,
       the hand within `jaco_stack.REACH_DISTANCE` of the brick).
+    lift_rate: fraction of rollouts that reached the lift stage (a task
+      reward of at least `jaco_stack.REWARD_LIFT`: the brick held above the
+      table) at some step.
     closest_approach_m / demo_closest_approach_m: mean over episodes of the
       smallest hand-to-brick distance; a diagnostic below the sparse reward's
       resolution (only when every rollout / demo has the distances).
@@ -230,6 +233,9 @@ def task_metrics(rollouts: Sequence[Rollout],
       stacked_faster_rate=_mean(faster),
       reach_rate=_mean([float(np.any(np.asarray(r.task_rewards) > 0))
                         for r in rollouts]),
+      lift_rate=_mean([float(np.any(np.asarray(r.task_rewards) >=
+                                    jaco_stack.REWARD_LIFT))
+                       for r in rollouts]),
       **closest,
   )
 
@@ -413,6 +419,33 @@ def evaluate_task(environment: dm_env.Environment, task_policy: Policy,
   rollouts = [run_task_policy(environment, task_policy, demo, max_steps,
                               keep_states) for demo in demos]
   return task_metrics(rollouts, demos), rollouts
+
+
+def headline(metrics: Dict[str, Dict[str, float]]) -> List[str]:
+  """The fidelity issue's figures from evaluate.py's metrics, one per line.
+
+  Imitation of each demo set: eq. 2 reward per step and the task reward as
+  % of the demos'; the task policy from each set's start states: its reach,
+  lift and stack rates. Splits absent from `metrics` are left out.
+  """
+  lines = []
+  for split, what in (('validation', 'held-out demos'),
+                      ('train', 'training demos')):
+    imitation = metrics.get(f'imitation_{split}')
+    if imitation:
+      lines.append(
+          f'imitation, {what:16s} eq. 2 reward/step '
+          f'{imitation["imitation_reward_per_step"]:.3f}, task reward '
+          f'{imitation["task_return_pct_of_demo"]:.1f} % of the demos\'')
+  for split, what in (('validation', 'held-out starts'),
+                      ('train', 'training starts')):
+    task = metrics.get(f'task_policy_{split}')
+    if task:
+      lines.append(
+          f'task policy, {what:15s} reach {task["reach_rate"]:.0%}, lift '
+          f'{task["lift_rate"]:.0%}, stack {task["success_rate"]:.0%} of '
+          f'{task["num_episodes"]:.0f}')
+  return lines
 
 
 def summarize(metrics_by_name: Dict[str, Dict[str, float]]) -> List[str]:

@@ -35,6 +35,11 @@ goal_conditioned_spec = imitation.imitation_environment_spec
 TORSOS = ('mlp', 'paper_resnet', 'paper_resnet_no_instance_norm', 'impala')
 
 Activation = Callable[[tf.Tensor], tf.Tensor]
+# key -> (per-dimension offsets, per-dimension scales) of a vector observation.
+Normalization = Mapping[str, tuple]
+# Normalized inputs are clipped to +-this: a value far outside the demos'
+# range (a brick knocked off the table) cannot saturate the first layer.
+NORMALIZED_CLIP = 10.
 
 
 def count_parameters(module: snt.Module) -> int:
@@ -250,9 +255,12 @@ class ObservationEncoder(snt.Module):
     is taken as already in [0, 1]) and concatenated on the channel axis in the
     order: observation images (in `keys` order), then goal images. A
     goal-conditioned 'image' key therefore gives [B, H, W, 6].
-  - Vectors are flattened, cast to float32 and concatenated in the order:
-    observation vectors (in `keys` order), then goal vectors. With
-    `goal_delta_scale`, each goal vector g is replaced by
+  - Vectors are cast to float32; with `normalization`, a key it names becomes
+    clip((x - offset) / scale, +-NORMALIZED_CLIP), observation and goal
+    alike (the offsets and scales are constants, not variables: see
+    `environments.observation_scales`). They are flattened and concatenated
+    in the order: observation vectors (in `keys` order), then goal vectors.
+    With `goal_delta_scale`, each goal vector g is replaced by
     goal_delta_scale * (g - o): the per-step difference between o_t and
     d_{t+1} is tiny next to the absolute values and is otherwise swamped
     (tests/learning_test.py measures the difference).
@@ -265,6 +273,7 @@ class ObservationEncoder(snt.Module):
   def __init__(self, keys: Sequence[str], torso: types.TensorTransformation,
                goal_conditioned: bool,
                goal_delta_scale: Optional[float] = None,
+               normalization: Optional[Normalization] = None,
                name: str = 'observation_encoder'):
     """Creates the encoder.
 
@@ -274,6 +283,7 @@ class ObservationEncoder(snt.Module):
         vectors if no key is an image.
       goal_conditioned: whether inputs are {'observation': ..., 'goal': ...}.
       goal_delta_scale: if set, vector goals enter as scale * (goal - obs).
+      normalization: key -> (offsets, scales) of the vector keys to normalize.
       name: module name.
     """
     super().__init__(name=name)
@@ -283,6 +293,9 @@ class ObservationEncoder(snt.Module):
     self._torso = torso
     self._goal_conditioned = goal_conditioned
     self._goal_delta_scale = goal_delta_scale
+    self._normalization = {
+        key: tuple(np.asarray(v, np.float32) for v in normalization[key])
+        for key in self._keys if normalization and key in normalization}
 
   def _select(self, observation: Mapping[str, tf.Tensor],
               source: str) -> List[tf.Tensor]:
@@ -290,7 +303,15 @@ class ObservationEncoder(snt.Module):
     if missing:
       raise KeyError(f'{source} is missing keys {missing}; it has '
                      f'{sorted(observation)}.')
-    return [tf.convert_to_tensor(observation[key]) for key in self._keys]
+    return [self._normalize(key, tf.convert_to_tensor(observation[key]))
+            for key in self._keys]
+
+  def _normalize(self, key: str, x: tf.Tensor) -> tf.Tensor:
+    if key not in self._normalization:
+      return x
+    offset, scale = self._normalization[key]
+    return tf.clip_by_value((tf.cast(x, tf.float32) - offset) / scale,
+                            -NORMALIZED_CLIP, NORMALIZED_CLIP)
 
   def __call__(self, inputs: Mapping[str, types.NestedTensor]) -> tf.Tensor:
     """Embeds a batch of (goal-conditioned) observations as [B, D]."""
@@ -353,6 +374,7 @@ def make_networks(
     critic_layer_sizes: Sequence[int] = (512, 512, 256),
     mlp_torso_sizes: Sequence[int] = (256, 256),
     goal_delta_scale: Optional[float] = None,
+    normalization: Optional[Normalization] = None,
 ) -> d4pg_agent.D4PGNetworks:
   """Creates MetaMimic's D4PG networks (variables are not created yet).
 
@@ -378,6 +400,7 @@ def make_networks(
     critic_layer_sizes: hidden layer sizes of the critic MLP.
     mlp_torso_sizes: layer sizes of the 'mlp' torso.
     goal_delta_scale: see `ObservationEncoder`.
+    normalization: see `ObservationEncoder`.
 
   Returns:
     The D4PG networks.
@@ -395,7 +418,7 @@ def make_networks(
 
   observation_network = ObservationEncoder(
       observation_keys, make_torso(torso, mlp_torso_sizes), goal_conditioned,
-      goal_delta_scale)
+      goal_delta_scale, normalization)
   policy_network = snt.Sequential([
       networks.LayerNormMLP(policy_layer_sizes, activate_final=True),
       networks.NearZeroInitializedLinear(num_dimensions),

@@ -23,6 +23,7 @@ from acme_metamimic import config as config_lib
 from acme_metamimic import environments
 from acme_metamimic import networks
 from acme_metamimic.demonstrations import dataset
+from acme_metamimic.environments import observation_scales
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,7 +83,9 @@ def make_networks(preset: str, config: config_lib.MetaMimicConfig,
       num_atoms=config.num_atoms, policy_layer_sizes=setup.policy_layer_sizes,
       critic_layer_sizes=setup.critic_layer_sizes,
       mlp_torso_sizes=setup.mlp_torso_sizes,
-      goal_delta_scale=config.goal_delta_scale if goal_conditioned else None)
+      goal_delta_scale=config.goal_delta_scale if goal_conditioned else None,
+      normalization=(observation_scales.NORMALIZATION
+                     if config.observation_normalization else None))
 
 
 def load_demonstrations(preset: str, path: str,

@@ -27,6 +27,9 @@ from typing import Any, Dict, List, Mapping, Optional
 import tensorflow as tf
 
 RUN_FILE = 'run.json'
+# What launch/evaluate.py writes there when a run is evaluated (run_local
+# --evaluate, compare_baselines).
+EVALUATION_FILE = 'evaluation.json'
 CHECKPOINTS = 'checkpoints'
 _MAX_LISTED = 6
 

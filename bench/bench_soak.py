@@ -115,11 +115,20 @@ def table(path: str) -> str:
           f"| {label} learner steps/s per window after that: first, last "
           f"(min-max) | {window['first']}, {window['last']} "
           f"({window['min']}-{window['max']}) |")
-  lines += ['', '| node | RSS when the table filled, MiB | at the end | '
-            'growth | max |', '|---|---|---|---|---|']
+  # The second half of the run by wall time: what is left once start-up
+  # (XLA compilation, allocator warm-up, the first replay checkpoints) is
+  # over.
+  samples = result.get('samples', [])
+  middle = samples[-1]['wall'] / 2 if samples else 0.
+  lines += ['', '| node | RSS when the table filled, MiB | at half time | '
+            'at the end | growth since the table filled | in the second '
+            'half | max |', '|---|---|---|---|---|---|---|']
   for node, rss in result.get('rss_mib', {}).items():
-    lines.append(f"| {node} | {rss['at_full']:.0f} | {rss['end']:.0f} | "
-                 f"{rss['growth']:+.0f} | {rss['max']:.0f} |")
+    half = next((s['rss_mib'][node] for s in samples
+                 if s['wall'] >= middle and node in s['rss_mib']), rss['end'])
+    lines.append(f"| {node} | {rss['at_full']:.0f} | {half:.0f} | "
+                 f"{rss['end']:.0f} | {rss['growth']:+.0f} | "
+                 f"{rss['end'] - half:+.0f} | {rss['max']:.0f} |")
   return '\n'.join(lines)
 
 

@@ -1,6 +1,7 @@
 """Generates the result tables of the docs from the run JSONs in docs/results/.
 
     python launch/results_tables.py            # rewrite every table in place
+                                               # and docs/results/fidelity.json
     python launch/results_tables.py --check    # exit 1 naming each stale table
     python launch/results_tables.py --store=workdir/metamimic \
         --name=main_job_after_fix --command='bash launch/main.sh' --seed=0 \
@@ -33,6 +34,7 @@ the column gives a placeholder.
 import dataclasses
 import datetime
 import fnmatch
+import glob
 import json
 import math
 import os
@@ -134,8 +136,10 @@ _CLOSEST = _col('closest approach (m), held-out / train',
                 _TASK_VALIDATION + 'closest_approach_m',
                 _TASK_TRAIN + 'closest_approach_m')
 # The main job (`bash launch/main.sh`, evaluated with `launch/evaluate.py`),
-# after untrained networks evaluated on the same demos.
-MAIN_JOB_RUNS = ('untrained*', 'main_job_before*', 'main_job_after*')
+# after untrained networks evaluated on the same demos, in the order the runs
+# were made (the final glob takes any later ones).
+MAIN_JOB_RUNS = ('untrained*', 'main_job_before*', 'main_job_after_fix*',
+                 'main_job_after_speed*', 'main_job_after*')
 
 TABLES = (
     Table(
@@ -178,6 +182,15 @@ TABLES = (
         columns=(_RUN, _IMITATION, _TASK_RETURN, _REACH, _CLOSEST),
         caption='Seeds, budgets and learner steps: docs/results.md.'),
 )
+
+
+# docs/results/fidelity.json (the learning-fidelity issue's record): one
+# object per run, from the stored runs matching these globs (directories
+# relative to docs/results, in order). Task-policy rates are from the
+# held-out demos' start states.
+FIDELITY_RUNS = ('screen_normalization/arm*_seed*',
+                 'screen_feature_scale/arm*_seed*', 'screen_sigma/arm*_seed*')
+FIDELITY_FILE = 'fidelity.json'
 
 
 @dataclasses.dataclass
@@ -386,6 +399,81 @@ def update_docs(docs: Sequence[str], results_dir: str,
   return stale
 
 
+def fidelity_record(run: Run) -> Dict[str, object]:
+  """The fields of docs/results/fidelity.json for one stored run.
+
+  The seed is run.json's `seed` (a --store) or the directory name's
+  `seed<N>` suffix (a docs/results/screen.sh run). Rates absent from an
+  older evaluate.py output are null.
+  """
+  seed = run.files.get('run', {}).get('seed')
+  if seed is None:
+    match = re.search(r'seed(\d+)$', run.name)
+    if not match:
+      raise ResultsError(f'{run.directory}: no seed in run.json or the name')
+    seed = int(match.group(1))
+
+  def get(path, optional=False):
+    try:
+      return run.value(path)
+    except KeyError as e:
+      if optional:
+        return None
+      raise ResultsError(e.args[0]) from e
+
+  return dict(
+      run=run.name, agent=get('summary.baseline'), seed=seed,
+      config_overrides=run.files.get('run', {}).get('config_overrides', {}),
+      training_seconds=round(get('summary.elapsed_seconds'), 1),
+      learner_steps=get('evaluation.source.learner_steps'),
+      heldout_pct_of_demo_task_reward=get(
+          _VALIDATION + 'task_return_pct_of_demo'),
+      train_pct_of_demo_task_reward=get(_TRAIN + 'task_return_pct_of_demo'),
+      heldout_imitation_reward_per_step=get(
+          _VALIDATION + 'imitation_reward_per_step'),
+      train_imitation_reward_per_step=get(
+          _TRAIN + 'imitation_reward_per_step'),
+      task_policy_reach_rate=get(_TASK_VALIDATION + 'reach_rate'),
+      task_policy_lift_rate=get(_TASK_VALIDATION + 'lift_rate',
+                                optional=True),
+      task_policy_success_rate=get(_TASK_VALIDATION + 'success_rate'))
+
+
+def fidelity_text(results_dir: str,
+                  patterns: Sequence[str] = FIDELITY_RUNS) -> str:
+  """docs/results/fidelity.json's text: a JSON list, one object per run."""
+  names = []
+  for pattern in patterns:
+    matched = sorted(
+        os.path.relpath(path, results_dir)
+        for path in glob.glob(os.path.join(results_dir, pattern))
+        if os.path.isdir(path) and not path.endswith('.tmp'))
+    names += [name for name in matched if name not in names]
+  records = [fidelity_record(load_run(results_dir, name)) for name in names]
+  return json.dumps(records, indent=1) + '\n'
+
+
+def update_fidelity(results_dir: str, check: bool = False,
+                    patterns: Sequence[str] = FIDELITY_RUNS) -> List[str]:
+  """Rewrites (or with `check`, compares) <results_dir>/fidelity.json.
+
+  Nothing is written where no run matches and there is no file yet.
+  """
+  path = os.path.join(results_dir, FIDELITY_FILE)
+  text = fidelity_text(results_dir, patterns)
+  old = None
+  if os.path.exists(path):
+    with open(path) as f:
+      old = f.read()
+  if old == text or (old is None and text == '[]\n'):
+    return []
+  if not check:
+    with open(path + '.tmp', 'w') as f:
+      f.write(text)
+    os.replace(path + '.tmp', path)
+  return [f'{_display(path)} is out of date']
+
+
 def _copy_small_json(source: str, destination: str, required_key: str):
   size = os.path.getsize(source)
   if size > MAX_FILE_BYTES:
@@ -481,6 +569,7 @@ def main(argv):
           overwrite=_OVERWRITE.value)
       print(f'[results] stored {directory}')
     stale = update_docs(_DOCS.value, results_dir, check=_CHECK.value)
+    stale += update_fidelity(results_dir, check=_CHECK.value)
   except ResultsError as e:
     print(f'[results] error: {e}', file=sys.stderr)
     sys.exit(2)

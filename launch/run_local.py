@@ -17,6 +17,7 @@ import functools
 import json
 import os
 import signal
+import subprocess
 import sys
 import time
 from typing import List, Sequence
@@ -32,6 +33,7 @@ from acme_metamimic import agent_distributed
 from acme_metamimic import baselines
 from acme_metamimic import config as config_lib
 from acme_metamimic import console as console_lib
+from acme_metamimic import evaluation
 from acme_metamimic import presets
 from acme_metamimic import replay_memory
 from acme_metamimic import workdirs
@@ -96,6 +98,12 @@ _MAX_REPLAY_SIZE = flags.DEFINE_integer(
 _JIT_COMPILE = flags.DEFINE_bool(
     'jit_compile', True, 'Compile the learners\' SGD step with XLA '
     '(MetaMimicConfig.learner_jit_compile).')
+_EVALUATE = flags.DEFINE_bool(
+    'evaluate', False, 'After training, evaluate the final checkpoints with '
+    'launch/evaluate.py on both demo sets (about 80 s on 2 cores; written to '
+    '<workdir>/evaluation.json) and print its headline figures: held-out and '
+    'training imitation as % of the demos\' task reward, the task policy\'s '
+    'reach, lift and stack rates.')
 _CONFIG = flags.DEFINE_multi_string(
     'config', [], 'field=value: overrides one MetaMimicConfig field of the '
     'preset (repeatable), e.g. --config=vmax=400 --config=n_step=3. Fields '
@@ -325,6 +333,35 @@ def main(argv):
   with open(summary_path) as f:
     summary = json.load(f)
   print_summary(summary, time.time() - start)
+  if _EVALUATE.value:
+    evaluate(workdir, _PRESET.value, _DEMOS.value, _VALIDATION_DEMOS.value)
+
+
+def evaluate(workdir: str, preset: str, demos: str, validation_demos: str):
+  """launch/evaluate.py on the run's checkpoints; prints its headline lines.
+
+  evaluate.py's own seed (0) is kept whatever the training seed, as
+  docs/results/screen.sh and compare_baselines.py evaluate. Exits 1 with
+  evaluate.py's output if it fails.
+  """
+  output = os.path.join(workdir, workdirs.EVALUATION_FILE)
+  print(f'[metamimic] evaluating the final policies on every demo of '
+        f'{validation_demos} and {demos} -> {output}', flush=True)
+  command = [sys.executable, os.path.join(os.path.dirname(__file__),
+                                          'evaluate.py'),
+             f'--workdir={workdir}', f'--preset={preset}', f'--demos={demos}',
+             f'--validation_demos={validation_demos}', f'--output={output}']
+  result = subprocess.run(command, capture_output=True, text=True,
+                          check=False)
+  if result.returncode:
+    print(result.stdout[-3000:] + result.stderr[-3000:], file=sys.stderr)
+    logging.error('launch/evaluate.py failed (exit %d): %s',
+                  result.returncode, ' '.join(command))
+    sys.exit(1)
+  with open(output) as f:
+    lines = evaluation.headline(json.load(f)['metrics'])
+  print('\n'.join(['', '=== Evaluation (greedy, every demo once) ===', *lines,
+                   f'evaluation            {output}']), flush=True)
 
 
 def _node_processes():

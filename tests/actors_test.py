@@ -42,16 +42,28 @@ def _observations(env, goal_conditioned, num=5):
           for i in range(num)]
 
 
-@pytest.mark.parametrize('goal_conditioned,delta', [(False, None),
-                                                     (True, None),
-                                                     (True, 100.)])
-def test_numpy_policy_matches_the_sonnet_policy(env, goal_conditioned, delta):
+def _normalization(spec):
+  # Offsets and scales per dimension of the same order as the observations
+  # (a uniform one would commute with a wrong dimension order), and tight
+  # enough that some inputs reach the clip.
+  rng = np.random.default_rng(3)
+  return {key: (rng.normal(0., 0.5, spec.observations[key].shape),
+                rng.uniform(0.02, 0.5, spec.observations[key].shape))
+          for key in KEYS}
+
+
+@pytest.mark.parametrize('goal_conditioned,delta,normalize', [
+    (False, None, False), (True, None, False), (True, 100., False),
+    (False, None, True), (True, 100., True)])
+def test_numpy_policy_matches_the_sonnet_policy(env, goal_conditioned, delta,
+                                                normalize):
   spec = specs.make_environment_spec(env)
   network_spec = (imitation.imitation_environment_spec(spec)
                   if goal_conditioned else spec)
-  nets = networks.make_networks(spec, observation_keys=KEYS,
-                                goal_conditioned=goal_conditioned,
-                                goal_delta_scale=delta)
+  nets = networks.make_networks(
+      spec, observation_keys=KEYS, goal_conditioned=goal_conditioned,
+      goal_delta_scale=delta,
+      normalization=_normalization(spec) if normalize else None)
   nets.init(network_spec)
   # Non-trivial weights: a near-zero final layer would make any two policies
   # agree.

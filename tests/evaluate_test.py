@@ -190,6 +190,30 @@ def test_evaluate_scores_the_trained_checkpoints(comparison):
   assert f'[evaluate] wrote {workdir / "evaluation.json"}' in log
 
 
+def test_headline_reports_the_fidelity_figures_of_an_evaluation(comparison):
+  # What run_local --evaluate prints after the main job, from evaluate.py's
+  # real output.
+  metrics = _read_json(comparison['workdir'] / 'evaluation.json')['metrics']
+  lines = evaluation.headline(metrics)
+  assert len(lines) == 4
+  for line, split in zip(lines[:2], SPLITS):
+    imitation_metrics = metrics[f'imitation_{split}']
+    per_step = imitation_metrics['imitation_reward_per_step']
+    pct = imitation_metrics['task_return_pct_of_demo']
+    assert (f"eq. 2 reward/step {per_step:.3f}, task reward {pct:.1f} % of "
+            "the demos'") in line
+  assert lines[0].startswith('imitation, held-out demos ')
+  for line, split in zip(lines[2:], SPLITS):
+    task = metrics[f'task_policy_{split}']
+    assert line.endswith(
+        f"reach {task['reach_rate']:.0%}, lift {task['lift_rate']:.0%}, "
+        f"stack {task['success_rate']:.0%} of 1")
+  assert lines[2].startswith('task policy, held-out starts ')
+  # A baseline without imitation has task-policy lines only.
+  assert evaluation.headline({k: v for k, v in metrics.items()
+                              if k.startswith('task')}) == lines[2:]
+
+
 def test_run_agent_tabulates_the_finished_training(comparison):
   root, workdir = comparison['root'], comparison['workdir']
   # The training had ended (summary.json): only evaluate.py and report.py ran.

@@ -88,6 +88,7 @@ def test_task_metrics_by_hand(demos):
   assert m['demo_frames_to_stack'] == 4.     # only demo 0 stacked
   assert m['stacked_faster_rate'] == 0.5     # 2 < 4; rollout 1 never stacked
   assert m['reach_rate'] == 1.               # both earned task reward
+  assert m['lift_rate'] == 1.                # 1.0 >= 0.5 and 0.5 >= 0.5
   assert m['closest_approach_m'] == pytest.approx((.01 + .03) / 2)
   assert 'demo_closest_approach_m' not in m  # the demos have no distances
 
@@ -105,6 +106,7 @@ def test_reach_rate_and_closest_approach_by_hand(demos):
   demos[1].observations['hand_to_target'] = np.array([[0., 0., .1]])
   m = evaluation.task_metrics(rollouts, demos)
   assert m['reach_rate'] == .5
+  assert m['lift_rate'] == 0.                # reached, never lifted
   assert m['closest_approach_m'] == pytest.approx((.2 + .03) / 2)
   assert m['demo_closest_approach_m'] == pytest.approx((.5 + .1) / 2)
   rollouts[1].hand_to_brick = np.zeros(0)    # one rollout without distances

@@ -1,5 +1,6 @@
 """Presets: the network-ablation presets and nested demo subsets."""
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -11,10 +12,16 @@ from acme_metamimic import evaluation
 from acme_metamimic import presets
 from acme_metamimic.demonstrations import dataset
 from acme_metamimic.demonstrations import recording
+from acme_metamimic.environments import observation_scales
 import numpy as np
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_SPEC = importlib.util.spec_from_file_location(
+    'observation_scales_script',
+    os.path.join(ROOT, 'launch', 'observation_scales.py'))
+observation_scales_script = importlib.util.module_from_spec(_SPEC)
+_SPEC.loader.exec_module(observation_scales_script)
 
 
 @pytest.fixture(scope='module')
@@ -84,16 +91,89 @@ def test_goal_delta_scale_feeds_the_imitation_torso_scaled_differences():
   assert task.observation_network._goal_delta_scale is None  # pylint: disable=protected-access
 
 
+def test_observation_normalization_feeds_both_torsos_clipped_z_scores():
+  # MetaMimicConfig.observation_normalization: every vector key, observation
+  # and goal alike, enters as clip((x - offset) / scale, +-10) with the
+  # generated demo statistics; the variables are those of the plain networks.
+  environment = presets.make_environment('features', seed=0)
+  spec = specs.make_environment_spec(environment)
+  normalized = evaluation.build_networks(
+      'features', config_lib.features_config(observation_normalization=True),
+      spec)
+  plain = evaluation.build_networks('features', config_lib.features_config(),
+                                    spec)
+  rng = np.random.default_rng(0)
+  keys = presets.get('features').observation_keys
+  z_score = lambda key, x: np.clip(
+      (x - np.float32(observation_scales.NORMALIZATION[key][0])) /
+      np.float32(observation_scales.NORMALIZATION[key][1]), -10., 10.)
+  # Real frames, and one far outside the demos (joint angles of 50 rad).
+  frames = [environment.reset().observation for _ in range(2)]
+  frames[1] = dict(frames[1], body=frames[1]['body'] + 50.)
+  observation = {k: np.stack([f[k] for f in frames]) for k in keys}
+  goal = {k: v + rng.normal(0., 0.05, v.shape).astype(np.float32)
+          for k, v in observation.items()}
+  for (mine, theirs), goal_conditioned in zip(zip(normalized, plain),
+                                              (True, False)):
+    assert _kernel_shapes(mine.observation_network) == _kernel_shapes(
+        theirs.observation_network)
+    for variable, source in zip(theirs.observation_network.variables,
+                                mine.observation_network.variables):
+      variable.assign(source)
+    if goal_conditioned:
+      inputs = dict(observation=observation, goal=goal)
+      expected = dict(observation={k: z_score(k, v)
+                                   for k, v in observation.items()},
+                      goal={k: z_score(k, v) for k, v in goal.items()})
+    else:
+      inputs = observation
+      expected = {k: z_score(k, v) for k, v in observation.items()}
+    np.testing.assert_allclose(mine.observation_network(inputs).numpy(),
+                               theirs.observation_network(expected).numpy(),
+                               rtol=1e-5, atol=1e-5)
+    assert not np.allclose(mine.observation_network(inputs).numpy(),
+                           theirs.observation_network(inputs).numpy(),
+                           atol=1e-3)
+  assert np.max(np.abs(z_score('body', observation['body'][1]))) == 10.
+
+
+def test_observation_scales_are_the_demos_statistics(demo_dir):
+  demos = presets.load_demonstrations('features', demo_dir)
+  statistics = observation_scales_script.demo_statistics(demos, ('body',))
+  frames = np.concatenate([d.observations['body'] for d in demos])
+  offset, scale = statistics['body']
+  np.testing.assert_allclose(offset, frames.mean(axis=0), rtol=1e-5,
+                             atol=1e-6)
+  np.testing.assert_allclose(
+      scale, np.maximum(frames.std(axis=0),
+                        observation_scales_script.SCALE_FLOOR), rtol=1e-5)
+  # The finger velocities of a scripted demo rest at 0 most of the time; the
+  # floor keeps every scale positive.
+  assert min(scale) >= observation_scales_script.SCALE_FLOOR
+  # The generated module holds exactly these numbers.
+  text = observation_scales_script.module_text(statistics, demo_dir,
+                                               len(demos), len(frames))
+  namespace = {}
+  exec(compile(text, 'observation_scales.py', 'exec'), namespace)  # pylint: disable=exec-used
+  assert namespace['NORMALIZATION'] == {'body': statistics['body']}
+  # The committed module covers every vector key of the features preset.
+  environment = presets.make_environment('features', seed=0)
+  for key, value in environment.observation_spec().items():
+    offset, scale = observation_scales.NORMALIZATION[key]
+    assert len(offset) == len(scale) == value.shape[0], key
+    assert min(scale) >= observation_scales_script.SCALE_FLOOR
+
+
 def test_evaluation_rebuilds_a_runs_network_fields_only(tmp_path):
   assert evaluation.network_overrides(str(tmp_path)) == {}  # No run.json.
   (tmp_path / 'run.json').write_text(json.dumps(dict(
       preset='features', config_overrides=dict(
           goal_delta_scale=10., vmax=400., feature_distance_scale=50.,
-          early_termination='none'))))
+          early_termination='none', observation_normalization=True))))
   # Reward and termination overrides are left out: every run is measured
   # with the preset's eq. 2.
   assert evaluation.network_overrides(str(tmp_path)) == dict(
-      goal_delta_scale=10., vmax=400.)
+      goal_delta_scale=10., vmax=400., observation_normalization=True)
 
 
 def test_ablation_presets_read_their_environments_demo_sets(demo_dir):

@@ -5,6 +5,7 @@ or missing fields name their file and field; the committed docs are current."""
 import importlib.util
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -288,8 +289,44 @@ def test_store_refuses_large_or_wrong_files_and_overwrites(repo, tmp_path):
       json.loads(json.dumps(_evaluation(0.3, 0.2))))
 
 
+def test_fidelity_records_hold_the_issues_fields(repo):
+  module, results, _ = repo
+  records = json.loads(module.fidelity_text(results, ('main_job_*',)))
+  assert records == [dict(
+      run='main_job_before_fix', agent='metamimic', seed=0,
+      config_overrides={}, training_seconds=360.4,
+      learner_steps=dict(imitation_learner=6601, task_learner=8320),
+      heldout_pct_of_demo_task_reward=0.25,
+      train_pct_of_demo_task_reward=0.25,
+      heldout_imitation_reward_per_step=0.66,
+      train_imitation_reward_per_step=0.702, task_policy_reach_rate=0.,
+      # An evaluate.py output from before lift_rate existed.
+      task_policy_lift_rate=None, task_policy_success_rate=0.)]
+  # A screen run (docs/results/screen.sh) has its seed in its name only.
+  screen = os.path.join(results, 'screen_x', 'armA_seed3')
+  shutil.copytree(os.path.join(results, 'main_job_before_fix'), screen)
+  os.remove(os.path.join(screen, 'run.json'))
+  record, = json.loads(module.fidelity_text(results, ('screen_x/arm*',)))
+  assert (record['run'], record['seed']) == ('screen_x/armA_seed3', 3)
+  # No run matches the committed patterns here: no file is made.
+  assert module.update_fidelity(results) == []
+  path = os.path.join(results, 'fidelity.json')
+  assert not os.path.exists(path)
+  # Written once, then current; a check names it when a run changes.
+  stale = [f'{path} is out of date']
+  assert module.update_fidelity(results, patterns=('screen_x/*',)) == stale
+  assert json.load(open(path)) == [record]
+  assert module.update_fidelity(results, patterns=('screen_x/*',)) == []
+  _break(results, 'screen_x/armA_seed3', 'evaluation.json', lambda d: d[
+      'metrics']['task_policy_validation'].update(lift_rate=0.5))
+  assert module.update_fidelity(results, check=True,
+                                patterns=('screen_x/*',)) == stale
+  assert json.load(open(path)) == [record]  # A check writes nothing.
+
+
 def test_committed_docs_match_the_committed_runs():
   module = _tables()
   stale = module.update_docs(module.DOCS, module.RESULTS_DIR, check=True)
+  stale += module.update_fidelity(module.RESULTS_DIR, check=True)
   assert not stale, ('\n'.join(stale) +
                      '\nrun: python launch/results_tables.py')
