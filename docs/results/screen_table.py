@@ -7,6 +7,9 @@ docs/results/screen.sh stored: summary.json (coordinator) and
 evaluation.json (launch/evaluate.py).
 
     python docs/results/screen_table.py docs/results/screen_vmax
+
+Given docs/results/fidelity.json instead, it prints the issue's targets
+against every run there.
 """
 import json
 import os
@@ -54,5 +57,28 @@ def table(screen):
   return '\n'.join(rows)
 
 
+def targets(path):
+  """The issue's targets against every run of docs/results/fidelity.json."""
+  with open(path) as f:
+    runs = json.load(f)
+  rows = ['| run | seed | held-out task reward, % of demos\' (target 50) | '
+          'training (target 67) | task policy reach / lift / stack, held-out '
+          'starts (target: lift from half, stack in some) |',
+          '|---|---|---|---|---|']
+  for run in runs:
+    lift = run['task_policy_lift_rate']
+    rows.append(
+        f"| {run['run']} | {run['seed']} | "
+        f"{run['heldout_pct_of_demo_task_reward']:.1f} | "
+        f"{run['train_pct_of_demo_task_reward']:.1f} | "
+        f"{run['task_policy_reach_rate']:.0%} / "
+        f"{'-' if lift is None else format(lift, '.0%')} / "
+        f"{run['task_policy_success_rate']:.0%} |")
+  return '\n'.join(rows)
+
+
 if __name__ == '__main__':
-  print(table(sys.argv[1]))
+  if sys.argv[1].endswith('.json'):
+    print(targets(sys.argv[1]))
+  else:
+    print(table(sys.argv[1]))
