@@ -33,7 +33,6 @@ the column gives a placeholder.
 
 import dataclasses
 import datetime
-import fnmatch
 import glob
 import json
 import math
@@ -256,18 +255,20 @@ def load_run(results_dir: str, name: str) -> Run:
 def select_runs(results_dir: str, patterns: Sequence[str]) -> List[str]:
   """Run names matching each pattern in turn (globs sorted, no repeats).
 
+  A pattern is relative to `results_dir` and may name a run in a
+  subdirectory ('screen_sigma/arm*_seed*'); `*` does not cross a '/'.
+
   Raises:
     ResultsError: an exact name (no glob characters) is not stored.
   """
-  stored = sorted(  # A '.tmp' directory is a --store that did not finish.
-      entry for entry in os.listdir(results_dir)
-      if os.path.isdir(os.path.join(results_dir, entry)) and
-      not entry.endswith('.tmp')) if os.path.isdir(results_dir) else []
   names = []
   for pattern in patterns:
     if any(c in pattern for c in '*?['):
-      matched = fnmatch.filter(stored, pattern)
-    elif pattern in stored:
+      matched = sorted(  # A '.tmp' directory is a --store that did not finish.
+          os.path.relpath(path, results_dir)
+          for path in glob.glob(os.path.join(results_dir, pattern))
+          if os.path.isdir(path) and not path.endswith('.tmp'))
+    elif os.path.isdir(os.path.join(results_dir, pattern)):
       matched = [pattern]
     else:
       raise ResultsError(f'{os.path.join(results_dir, pattern)}: missing '
@@ -442,13 +443,7 @@ def fidelity_record(run: Run) -> Dict[str, object]:
 def fidelity_text(results_dir: str,
                   patterns: Sequence[str] = FIDELITY_RUNS) -> str:
   """docs/results/fidelity.json's text: a JSON list, one object per run."""
-  names = []
-  for pattern in patterns:
-    matched = sorted(
-        os.path.relpath(path, results_dir)
-        for path in glob.glob(os.path.join(results_dir, pattern))
-        if os.path.isdir(path) and not path.endswith('.tmp'))
-    names += [name for name in matched if name not in names]
+  names = select_runs(results_dir, patterns)
   records = [fidelity_record(load_run(results_dir, name)) for name in names]
   return json.dumps(records, indent=1) + '\n'
 
