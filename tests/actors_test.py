@@ -29,8 +29,15 @@ def env():
   return environments.make_environment('features', seed=2)
 
 
-def _observations(env, goal_conditioned, num=5):
-  """Real observations (goals: later frames of the same random rollout)."""
+def _observations(goal_conditioned, num=5):
+  """Real observations (goals: later frames of the same random rollout).
+
+  The same ones in every call, whatever other tests did before: a fresh
+  environment with a fixed seed (the module's `env` moves on with each
+  reset, and in one order of the tests a later state once drove every
+  action of a random-weight policy to the same bound).
+  """
+  env = environments.make_environment('features', seed=2)
   rng = np.random.default_rng(0)
   frames = [env.reset().observation]
   for _ in range(num):
@@ -72,7 +79,7 @@ def test_numpy_policy_matches_the_sonnet_policy(env, goal_conditioned, delta,
     variable.assign(rng.normal(0., 0.3, variable.shape).astype(np.float32))
   greedy = nets.make_policy(network_spec, sigma=0.)
   policy = actors.NumpyPolicy(greedy)
-  for observation in _observations(env, goal_conditioned):
+  for observation in _observations(goal_conditioned):
     batched = tf.nest.map_structure(lambda x: x[None], observation)
     expected = greedy(batched).numpy()
     np.testing.assert_allclose(policy(batched), expected, rtol=1e-4,
@@ -83,7 +90,7 @@ def test_numpy_policy_matches_the_sonnet_policy(env, goal_conditioned, delta,
   for variable in nets.policy_network.variables:
     variable.assign(variable * 0.5)
   observation = tf.nest.map_structure(lambda x: x[None],
-                                      _observations(env, goal_conditioned)[0])
+                                      _observations(goal_conditioned)[0])
   assert not np.allclose(policy(observation), greedy(observation).numpy(),
                          atol=1e-3)
   policy.refresh()
@@ -98,7 +105,7 @@ def test_exploration_noise_is_clipped_gaussian_with_sigma(env):
   policy = actors.NumpyPolicy(nets.make_policy(spec, sigma=0.3), seed=0)
   greedy = actors.NumpyPolicy(nets.make_policy(spec, sigma=0.))
   observation = tf.nest.map_structure(lambda x: x[None],
-                                      _observations(env, False)[0])
+                                      _observations(False)[0])
   noise = np.stack([policy(observation) - greedy(observation)
                     for _ in range(2000)])
   assert noise.shape == (2000, 1, 9)
@@ -137,7 +144,7 @@ def test_numpy_actors_follow_the_learners_in_the_single_process_agent(env):
   task_actor = metamimic.task_actor
   assert isinstance(task_actor, actors.NumpyFeedForwardActor)
   observation = tf.nest.map_structure(lambda x: x[None],
-                                      _observations(env, False, 1)[0])
+                                      _observations(False, 1)[0])
   greedy_tf = task_networks.make_policy(spec, sigma=0.)
   before = greedy_tf(observation).numpy()
   demo = scripted.record_demonstration(
