@@ -31,6 +31,7 @@ counts and replay.
 import copy
 import json
 import os
+import signal
 import subprocess
 import threading
 import time
@@ -39,7 +40,6 @@ from typing import Callable, Dict, Optional, Sequence, Tuple
 import acme
 from acme import specs
 from acme.agents.tf.d4pg import agent as d4pg_agent
-from acme.tf import savers as tf2_savers
 from acme.utils import counting
 from acme.utils import loggers
 from acme.utils.loggers import tf_summary
@@ -53,6 +53,7 @@ from acme_metamimic import builder as builder_lib
 from acme_metamimic import config as config_lib
 from acme_metamimic import counter_checkpoint
 from acme_metamimic import csv_logs
+from acme_metamimic import learning
 from acme_metamimic import replay_memory
 from acme_metamimic import workdirs
 from acme_metamimic.demonstrations import dataset
@@ -140,11 +141,18 @@ def end_with_launcher(grace_seconds: float = 5.):
   learners, counter and replay checkpoint) and kills it `grace_seconds`
   later if it is still there. A process without LAUNCHER_ENV (tests, other
   launchers) is not watched.
+
+  A watched node also ignores SIGINT: a terminal's Ctrl+C reaches every
+  process of the launcher's group, and Launchpad's handler would stop each
+  node on its own and kill it 10 s later; the launcher stops them in order
+  instead (launch/run_local.py, `stop_on_signals`).
   """
   value = os.environ.get(LAUNCHER_ENV)
   if not value or _watching_launcher:
     return
   _watching_launcher.append(True)
+  if threading.current_thread() is threading.main_thread():
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
   subprocess.Popen(  # pylint: disable=consider-using-with
       ['/bin/sh', '-c', _WATCH_LAUNCHER, 'watch_launcher', value,
        str(os.getpid()), str(grace_seconds)],
@@ -183,7 +191,7 @@ class DistributedMetaMimic:
       max_seconds: Optional[float] = None,
       environment_spec: Optional[specs.EnvironmentSpec] = None,
       log_every: float = 5.,
-      checkpoint_minutes: int = 1,
+      checkpoint_minutes: float = 1.,
       baseline: baselines_lib.Baseline = baselines_lib.BASELINES['metamimic'],
       demo_transitions_factory: Optional[
           Callable[[], Sequence[dataset.Demonstration]]] = None,
@@ -282,7 +290,7 @@ class DistributedMetaMimic:
 
   def counter(self):
     end_with_launcher()
-    return tf2_savers.CheckpointingRunner(
+    return counter_checkpoint.CounterCheckpointingRunner(
         counter_checkpoint.CheckpointedCounter(), key='counter',
         subdirectory='counter',
         directory=self._workdir, add_uid=False,
@@ -307,7 +315,7 @@ class DistributedMetaMimic:
         priority_table=(config_lib.IMITATION_TABLE if goal_conditioned
                         else None),
         replay_client=replay)
-    return tf2_savers.CheckpointingRunner(
+    return learning.LearnerCheckpointingRunner(
         learner, key='learner', subdirectory=label,
         directory=self._workdir, add_uid=False,
         time_delta_minutes=self._checkpoint_minutes)

@@ -19,11 +19,14 @@ comes last. `verbose=True` passes everything.
 
 import os
 import re
+import shutil
 import sys
 import threading
 from typing import Dict, TextIO
 
 LOG_FILE = 'console.log'
+# Under <workdir>/logs: the `sed` that the nodes' PATH finds first.
+SHIM_DIRECTORY = 'bin'
 MARK = '[metamimic]'
 _ANSI = re.compile(r'\x1b\[[0-9;]*m')
 # Launchpad's per-node prefix, '[group/index] '.
@@ -101,3 +104,37 @@ class CalmConsole:
       os.close(saved)
     self._thread.join(timeout)
     self._terminal.flush()
+
+
+def line_buffered_sed_path(workdir: str) -> str:
+  """A PATH for the nodes whose first `sed` writes each line at once.
+
+  Launchpad's current-terminal launcher runs each node as `decorate_output
+  COLOUR TITLE command`, a bash script that pipes the node's output through
+  `sed` to put '[group/index]' before each line. Into a pipe (this console's,
+  or a file), sed fills a 4 KB buffer before it writes: the coordinator's
+  progress rows reached the console and console.log in bursts of about 20
+  rows, 100 s apart, and a test waiting for a row waited that long too. The
+  `sed` written here (<workdir>/logs/bin/sed) runs the real one with -u.
+  decorate_output ignores SIGINT (`trap '' INT`), and so does its sed: a
+  Ctrl+C leaves the nodes' output flowing while the launcher stops them.
+  """
+  real = shutil.which('sed')
+  directory = os.path.join(workdir, 'logs', SHIM_DIRECTORY)
+  path = os.environ.get('PATH', os.defpath)
+  if real is None:
+    return path  # Launchpad's decorate_output fails without sed anyway.
+  os.makedirs(directory, exist_ok=True)
+  shim = os.path.join(directory, 'sed')
+  script = f'#!/bin/sh\nexec {real} -u "$@"\n'
+  try:
+    with open(shim) as f:
+      current = f.read()
+  except OSError:
+    current = None
+  if current != script:
+    with open(shim + '.tmp', 'w') as f:
+      f.write(script)
+    os.chmod(shim + '.tmp', 0o755)
+    os.replace(shim + '.tmp', shim)
+  return os.pathsep.join([directory, path])

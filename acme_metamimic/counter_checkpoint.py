@@ -17,6 +17,7 @@ The learners put it in their `state`; the counter node is a
 
 import functools
 import json
+import time
 from typing import Mapping
 
 from acme.tf import savers as tf2_savers
@@ -68,3 +69,19 @@ class CheckpointedCounter(counting.Counter, tf2_savers.TFSaveable):
   @property
   def state(self) -> Mapping[str, CounterCheckpoint]:
     return {'counter': self._checkpoint}
+
+
+class CounterCheckpointingRunner(tf2_savers.CheckpointingRunner):
+  """Acme's `CheckpointingRunner` for the counter node, at any period.
+
+  Acme's runner sleeps `range(time_delta_minutes * 60)` seconds between the
+  saves of an object that is not a learner, so a fractional period (the kill
+  tests checkpoint every 0.2 minutes) raises TypeError there. This one sleeps
+  the same way, one second at a time (Launchpad's stop must not wait long),
+  for the period rounded to whole seconds.
+  """
+
+  def checkpoint(self):
+    self._checkpointer.save()
+    for _ in range(max(1, round(self._time_delta_minutes * 60))):
+      time.sleep(1)

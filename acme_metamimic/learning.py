@@ -269,3 +269,31 @@ class D4PGLearner(d4pg_learning.D4PGLearner, tf2_savers.TFSaveable):
         'critic_optimizer': self._critic_optimizer,
         'num_steps': self._num_steps,
     }
+
+
+class LearnerCheckpointingRunner(tf2_savers.CheckpointingRunner):
+  """Acme's `CheckpointingRunner` for a learner node, safe to stop any time.
+
+  Acme saves from the stop handler (SIGTERM, or Launchpad's stop), which runs
+  between two Python bytecodes of the node's main thread. When the stop came
+  while the learner traced its step function (its first step, about 10-20 s
+  after a node starts on 2 cores), the save ran inside the function's graph
+  and failed ("'NoneType' object has no attribute 'run'"): the learner ended
+  with a traceback and no stop checkpoint (seen in tests/program_test.py's
+  Ctrl+C run). Here a stop during tracing only marks the save, which runs
+  once the stopped step has unwound (nothing of a step that was being traced
+  has changed any variable).
+  """
+
+  _save_when_stopped = False
+
+  def _signal_handler(self):
+    if tf.inside_function():
+      self._save_when_stopped = True
+    else:
+      super()._signal_handler()
+
+  def run(self):
+    super().run()  # Returns when stopped (Acme's `runtime_terminator`).
+    if self._save_when_stopped:
+      self._checkpointer.save(force=True)

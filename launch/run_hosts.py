@@ -30,6 +30,7 @@ All other flags are run_local.py's.
 import json
 import os
 import socket
+import sys
 import time
 
 from absl import app
@@ -78,12 +79,13 @@ def _hosts_file(workdir: str) -> str:
                          os.path.join(workdir, 'hosts.json'))
 
 
-def _launch(program: lp.Program):
+def _launch(program: lp.Program, workdir: str):
   resources = {group: local_multi_processing.PythonProcess(
-                   env=run_local.node_env(group))
+                   env=run_local.node_env(group, workdir))
                for group in program.groups}
   lp.launch(program, launch_type='local_mp', terminal='current_terminal',
             local_resources=resources)
+  run_local.stop_on_signals()
 
 
 def run_server(workdir: str):
@@ -107,7 +109,7 @@ def run_server(workdir: str):
         f'connect to\n{multihost.describe_addresses(addresses)}\n'
         f'[metamimic] hosts file {hosts_file}', flush=True)
   start = time.time()
-  _launch(program)
+  _launch(program, workdir)
   dead = []
   try:
     dead = run_local.wait_for(summary_path)
@@ -151,7 +153,7 @@ def run_actors(workdir: str):
   print(f'[metamimic] actor host: {multihost.group_sizes(program)} against\n'
         f'{multihost.describe_addresses(addresses)}', flush=True)
   start = time.time()
-  _launch(program)
+  _launch(program, workdir)
   last_seen = time.time()
   try:
     while run_local._node_processes():  # pylint: disable=protected-access
@@ -185,10 +187,15 @@ def main(argv):
   except workdirs.WorkdirError as e:
     raise app.UsageError(str(e)) from e
   os.makedirs(workdir, exist_ok=True)
-  if _ROLE.value == 'server':
-    run_server(workdir)
-  else:
-    run_actors(workdir)
+  try:
+    if _ROLE.value == 'server':
+      run_server(workdir)
+    else:
+      run_actors(workdir)
+  except run_local.Stopped as e:  # The nodes were stopped in order.
+    print(f'[metamimic] stopped by {e}; run the same command to resume from '
+          f'{workdir}', flush=True)
+    sys.exit(128 + e.signum)
 
 
 if __name__ == '__main__':

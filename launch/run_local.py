@@ -75,9 +75,9 @@ _BASELINE = flags.DEFINE_string(
     f'{sorted(baselines.BASELINES)} (d4pg* have no imitation actors).')
 _LAUNCH_TYPE = flags.DEFINE_string('launch_type', 'local_mp',
                                    'Launchpad launch type.')
-_CHECKPOINT_MINUTES = flags.DEFINE_integer(
-    'checkpoint_minutes', 1, 'Minutes between checkpoints of learners, '
-    'counter and replay.')
+_CHECKPOINT_MINUTES = flags.DEFINE_float(
+    'checkpoint_minutes', 1., 'Minutes between checkpoints of learners, '
+    'counter and replay (fractions too: the kill tests use 0.2).')
 
 _FRESH = flags.DEFINE_bool(
     'fresh', False, 'Move an existing --workdir aside (to <workdir>.old-TIME) '
@@ -125,11 +125,14 @@ def learner_gpu() -> bool:
   return _LEARNER_GPU.value == 'on'
 
 
-def node_env(group: str):
-  """A node's environment: GPU only for learners (`--learner_gpu`), and the
-  launcher's identity, so that nodes end themselves if the launcher dies."""
+def node_env(group: str, workdir: str):
+  """A node's environment: GPU only for learners (`--learner_gpu`), the
+  launcher's identity, so that nodes end themselves if the launcher dies,
+  and a PATH whose `sed` passes their output on line by line
+  (`console.line_buffered_sed_path`)."""
   return dict(_NODE_ENV, **agent_distributed.launcher_environment(),
-              **agent_distributed.node_environment(group, learner_gpu()))
+              **agent_distributed.node_environment(group, learner_gpu()),
+              PATH=console_lib.line_buffered_sed_path(workdir))
 
 
 def config_overrides():
@@ -302,7 +305,8 @@ def main(argv):
   if os.path.exists(summary_path):
     os.remove(summary_path)
   program = definition.build()
-  resources = {group: local_multi_processing.PythonProcess(env=node_env(group))
+  resources = {group: local_multi_processing.PythonProcess(
+                   env=node_env(group, workdir))
                for group in program.groups}
   if learner_gpu():
     print('[metamimic] learners may use the GPU (--learner_gpu); other nodes '
@@ -314,10 +318,16 @@ def main(argv):
     print(f'[metamimic] node output goes to {console.log_path} '
           '(--verbose shows it here)', flush=True)
   dead = []
+  stopped = None
   try:
     lp.launch(program, launch_type=_LAUNCH_TYPE.value,
               terminal='current_terminal', local_resources=resources)
+    stop_on_signals()
     dead = wait_for(summary_path)
+  except Stopped as e:
+    stopped = e
+    print(f'[metamimic] {e}: stopping the nodes (learners and counter '
+          'checkpoint)', flush=True)
   finally:
     # Nodes that used a dead node (actors of a dead replay server) may not
     # answer SIGTERM: give them 5 s, not 20 (measured: 62 s to end the
@@ -325,6 +335,10 @@ def main(argv):
     stop_nodes(grace_seconds=5. if dead else 20.)
     if console is not None:
       console.close()
+  if stopped:
+    print(f'[metamimic] stopped by {stopped}; run the same command to resume '
+          f'from {workdir}', flush=True)
+    sys.exit(128 + stopped.signum)
   end_on_dead_nodes(dead, workdir)
   if not os.path.exists(summary_path):
     logging.error('The program ended without a summary; see the node output '
@@ -400,6 +414,34 @@ def _alive(process: psutil.Process) -> bool:
     return process.status() != psutil.STATUS_ZOMBIE
   except psutil.Error:
     return False
+
+
+class Stopped(Exception):
+  """The launcher got SIGINT (Ctrl+C) or SIGTERM; `signal` names which."""
+
+  def __init__(self, signum: int):
+    super().__init__(signal.Signals(signum).name)
+    self.signum = signum
+
+
+def _raise_stopped(signum, unused_frame):
+  raise Stopped(signum)
+
+
+def stop_on_signals():
+  """Call after lp.launch: SIGINT and SIGTERM then raise `Stopped` here.
+
+  lp.launch's WorkerManager takes both signals for itself: it SIGTERMs every
+  node at once (actors, learners and replay together) and SIGKILLs them all
+  10 s later, learners in the middle of their stop checkpoints included (seen
+  in tests/program_test.py). With these handlers the signal ends the wait,
+  and the launcher's `finally` stops the nodes in order (`stop_nodes`), as at
+  the end of a run. The nodes ignore SIGINT themselves
+  (`agent_distributed.end_with_launcher`), so a terminal's Ctrl+C, which
+  reaches the whole process group, stops them only through the launcher.
+  """
+  signal.signal(signal.SIGINT, _raise_stopped)
+  signal.signal(signal.SIGTERM, _raise_stopped)
 
 
 def wait_for(summary_path: str, poll_seconds: float = 1.) -> List[str]:

@@ -7,9 +7,13 @@ processes writing through them as Launchpad's nodes do.
 """
 
 import os
+import signal
 import subprocess
 import sys
 import textwrap
+import time
+
+import launchpad
 
 from acme_metamimic import console
 
@@ -80,3 +84,37 @@ def test_console_shows_progress_keeps_node_output_in_the_log(tmp_path):
     log = f.read()
   assert 'node chatter' in log and 'node error' in log
   assert '=== summary ===' not in log
+
+
+def test_nodes_sed_passes_each_line_at_once(tmp_path):
+  """Launchpad's decorate_output pipes a node through `sed`; into a pipe a
+  plain sed holds lines until 4 KB have gathered. With the PATH the
+  launchers give the nodes, the first line arrives while the node still
+  runs."""
+  decorate_output = os.path.join(os.path.dirname(launchpad.__file__), 'launch',
+                                 'run_locally', 'decorate_output')
+  node = [sys.executable, '-c',
+          'import time; print("first", flush=True); time.sleep(30)']
+  env = dict(os.environ, PATH=console.line_buffered_sed_path(str(tmp_path)))
+  process = subprocess.Popen([decorate_output, '33', 'node/0', *node],
+                             stdout=subprocess.PIPE, env=env, text=True,
+                             start_new_session=True)
+  try:
+    # readline returns once sed wrote the line: with a buffering sed, only as
+    # the node ends after 30 s, and then the wrapper ends within moments.
+    line = process.stdout.readline()
+    time.sleep(0.5)
+    assert process.poll() is None, 'the line arrived only as the node ended'
+    assert '[node/0] first' in line, line
+  finally:
+    try:
+      os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:  # Ended already.
+      pass
+    process.wait()
+  # Rewritten only when it differs: a second launch keeps the same file.
+  shim = os.path.join(tmp_path, 'logs', console.SHIM_DIRECTORY, 'sed')
+  stat = os.stat(shim)
+  console.line_buffered_sed_path(str(tmp_path))
+  assert os.stat(shim).st_mtime_ns == stat.st_mtime_ns
+  assert os.access(shim, os.X_OK)

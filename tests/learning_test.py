@@ -86,6 +86,9 @@ Measure with `python tests/learning_test.py SEED [SEED ...]`.
 
 import copy
 import json
+import os
+import subprocess
+import sys
 import time
 
 import acme
@@ -635,8 +638,75 @@ def test_trained_policy_imitates_held_out_demos_better_than_untrained():
   assert after.mean() >= before.mean() - MEAN_DROP, (before, after)
 
 
+_STOPPED_WHILE_TRACING = '''
+import os
+import signal
+import sys
+
+from absl import flags
+from acme import core
+from acme.tf import savers
+from launchpad.launch import worker_manager
+import tensorflow as tf
+
+from acme_metamimic import learning
+
+
+class Learner(core.Learner, savers.TFSaveable):
+
+  def __init__(self):
+    self.steps = tf.Variable(0)
+
+  @tf.function
+  def _step(self):
+    os.kill(os.getpid(), signal.SIGTERM)  # Handled while this is traced.
+    self.steps.assign_add(1)
+
+  def step(self):
+    self._step()
+
+  def get_variables(self, names):
+    return []
+
+  @property
+  def state(self):
+    return {'steps': self.steps}
+
+
+flags.FLAGS(sys.argv[:1])
+worker_manager.WorkerManager(register_in_thread=True)  # As in a node.
+learning.LearnerCheckpointingRunner(
+    Learner(), key='learner', subdirectory='learner', directory=sys.argv[1],
+    add_uid=False, time_delta_minutes=60).run()
+print('run returned', flush=True)
+'''
+
+
+def test_learner_stopped_while_its_step_is_traced_still_checkpoints(tmp_path):
+  """SIGTERM in a learner node while its first step is being traced.
+
+  Acme's runner saved inside the traced function and failed ("'NoneType'
+  object has no attribute 'run'"): the node ended with a traceback and no
+  stop checkpoint. `LearnerCheckpointingRunner` saves once the step unwound.
+  Run in a child process: Launchpad's signal handling is process-wide.
+  """
+  script = tmp_path / 'stopped_while_tracing.py'
+  script.write_text(_STOPPED_WHILE_TRACING)
+  result = subprocess.run([sys.executable, str(script), str(tmp_path)],
+                          capture_output=True, text=True, timeout=120)
+  output = result.stdout + result.stderr
+  assert result.returncode == 0, output[-3000:]
+  assert 'run returned' in output
+  assert 'Traceback' not in output, output[-3000:]
+  directory = tmp_path / 'checkpoints' / 'learner'
+  latest = tf.train.latest_checkpoint(str(directory))
+  assert latest, os.listdir(directory)
+  # The traced step never ran: the checkpoint holds the step count before it.
+  assert tf.train.load_variable(
+      latest, 'learner/steps/.ATTRIBUTES/VARIABLE_VALUE') == 0
+
+
 if __name__ == '__main__':
-  import sys
   for seed in map(int, sys.argv[1:]):
     start = time.time()
     b, a = train_and_evaluate(seed)
@@ -644,3 +714,4 @@ if __name__ == '__main__':
           f'min_gain={(a - b).min():.2f} before_per_demo={np.round(b, 1)} '
           f'after_per_demo={np.round(a, 1)} time={time.time() - start:.0f}s',
           flush=True)
+

@@ -12,7 +12,9 @@ Needs root and `ip netns` (iproute2). Without them it skips, with the reason,
 on a developer's machine, but fails when the environment has CI=true: a green
 CI run must mean that the two hosts really ran. The namespaces, the veth pair
 and every process started here are removed in a finalizer, also when the test
-fails. About 2-3 minutes on 2 idle CPU cores
+fails. The learners compile their step with XLA (the launchers' default),
+which the other program tests skip to save time. About 2-3 minutes on 2 idle
+CPU cores
 (node start-up dominates; longer on a loaded machine).
 """
 

@@ -19,7 +19,15 @@ from acme_metamimic.demonstrations import recording
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PROGRESS = re.compile(r'\[metamimic\]\s+\d+s\s+imitation learner steps (\d+)'
-                      r'.*replay imitation (\d+) task (\d+)')
+                      r'.*imitation actor steps (\d+).*replay imitation (\d+) '
+                      r'task (\d+)')
+
+
+def _progress(text):
+  """The coordinator's progress rows in `text`: (imitation learner steps,
+  imitation table size, task table size, imitation actor steps)."""
+  return [tuple(int(m.group(i)) for i in (1, 3, 4, 2))
+          for m in PROGRESS.finditer(text)]
 
 
 @pytest.fixture(scope='module')
@@ -61,9 +69,10 @@ def _log_rows(workdir, label):
   return [dict(zip(header, line.split(','))) for line in lines[1:]]
 
 
-# Only the first run below compiles the learners with XLA (run_local's
-# default): compiling costs about 10 s per learner, and the XLA step itself is
-# checked against Acme's in tests/learning_test.py.
+# The runs here do not compile the learners with XLA: compiling costs about
+# 10 s per learner. The launched program with XLA (the launchers' default)
+# runs in tests/multihost_test.py, and the XLA step itself is checked against
+# Acme's in tests/learning_test.py.
 
 # The first run ends on imitation learner steps, not on time: on a slow
 # machine a fixed 75 s left only 20 learner steps after the actor was killed
@@ -71,9 +80,8 @@ def _log_rows(workdir, label):
 _STEPS_TO_END = 120
 
 
-def test_program_survives_killed_actor_and_launcher_then_resumes(
-    tmp_path, demo_dirs):
-  """Kills: an actor, then the launcher; each rerun resumes.
+def test_program_survives_every_kill_and_resumes(tmp_path, demo_dirs):
+  """Kills: an actor, the launcher, the replay node, then the whole tree.
 
   1. Its only imitation actor is killed mid-run: learning goes on (the
      learner samples what replay holds) and the program still ends cleanly
@@ -84,8 +92,10 @@ def test_program_survives_killed_actor_and_launcher_then_resumes(
   3. A third run resumes from what the nodes checkpointed as they stopped;
      once it has stepped, its replay node gets SIGKILL: the launcher stops
      the program within 30 s and exits 1, naming the node and the workdir.
-  4. A fourth run resumes: learner steps from the checkpoints the learners
-     wrote as they were stopped, replay from its last complete checkpoint.
+  4. Five more runs, each killed whole (launcher and every node at once) at
+     another moment, three of them in checkpoint writes, and a last run that
+     ends cleanly: every one resumes with counts and replay that never go
+     backwards (`_whole_tree_kills`).
   One test, because each local_mp run costs node start-up on 2 cores.
   """
   workdir = str(tmp_path / 'run')
@@ -93,7 +103,7 @@ def test_program_survives_killed_actor_and_launcher_then_resumes(
   # and the nodes' environments show what a GPU host would give them.
   with _Launched(tmp_path / 'launcher.log', _command(
       workdir, demo_dirs, f'--max_learner_steps={_STEPS_TO_END}',
-      '--max_seconds=400', '--learner_gpu=on')) as run:
+      '--max_seconds=400', '--learner_gpu=on', '--nojit_compile')) as run:
     deadline = time.time() + 300
     while time.time() < deadline:
       rows = _log_rows(workdir, 'imitation_learner')
@@ -153,7 +163,7 @@ def test_program_survives_killed_actor_and_launcher_then_resumes(
     nodes_ended_after = time.time() - killed_at
   output = run.output
   assert not alive, (alive, output[-3000:])
-  restored_steps, restored_imitation, restored_task = progress[0]
+  restored_steps, restored_imitation, restored_task, _ = progress[0]
   # Counts and replay came back before any new actor or learner step.
   assert restored_steps >= first_steps, progress[:3]
   assert restored_imitation >= 0.9 * sizes['imitation'], progress[:3]
@@ -161,14 +171,14 @@ def test_program_survives_killed_actor_and_launcher_then_resumes(
   steps_at_kill = progress[-1][0]
 
   # The run after the SIGKILL resumes from what the nodes checkpointed as
-  # they stopped; once it has stepped, its replay node gets SIGKILL, and the
-  # launcher must stop the program and exit non-zero, naming the node and
-  # the workdir.
+  # they stopped; once its actors have stepped, its replay node gets
+  # SIGKILL, and the launcher must stop the program and exit non-zero,
+  # naming the node and the workdir.
   progress, output, returncode, ended_after = _run_and_kill(
       tmp_path / 'launcher3.log', 'replay/0',
       _command(workdir, demo_dirs, f'--max_learner_steps={10**6}',
                '--max_seconds=400', '--nojit_compile'),
-      lambda progress: progress[-1][0] > steps_at_kill)
+      lambda progress: progress[-1][3] > progress[0][3])
   assert progress[0][0] >= steps_at_kill, (steps_at_kill, progress[:3])
   assert progress[0][1] >= 0.9 * sizes['imitation'], progress[:3]
   assert returncode == 1, output[-3000:]
@@ -181,19 +191,226 @@ def test_program_survives_killed_actor_and_launcher_then_resumes(
   assert '=== MetaMimic summary ===' not in output
   steps_at_replay_kill = progress[-1][0]
 
-  # The learners checkpointed when the launcher stopped them; replay comes
-  # back from its last complete checkpoint.
-  summary, output = _run(workdir, demo_dirs,
-                         f'--max_learner_steps={steps_at_replay_kill + 10}',
-                         '--max_seconds=300', '--nojit_compile')
-  progress = [tuple(map(int, m.groups())) for m in PROGRESS.finditer(output)]
-  assert progress, output[-3000:]
-  assert progress[0][0] >= steps_at_replay_kill, progress[:3]
-  assert progress[0][1] >= 0.9 * sizes['imitation'], progress[:3]
-  assert summary['counts']['imitation_learner_steps'] >= (
-      steps_at_replay_kill + 10)
+  # Five SIGKILLs of the whole process tree, each at another moment, then a
+  # run that ends cleanly (_whole_tree_kills).
+  # (Replay came back from its last complete checkpoint, not from what the
+  # killed node last held: only the steps are a lower bound here.)
+  restored, final = _whole_tree_kills(tmp_path, workdir, demo_dirs,
+                                      (steps_at_replay_kill, 0, 0, 0))
+  # The learners checkpointed when the launcher stopped them after the replay
+  # node's kill; replay came back from its last complete checkpoint.
+  assert restored[0][1] >= 0.9 * sizes['imitation'], restored
+  assert final['counts']['imitation_learner_steps'] >= restored[-1][0]
+  assert final['table_sizes']['imitation'] >= restored[-1][1]
   print(f'nodes ended {nodes_ended_after:.1f} s after the launcher was killed; '
         f'the launcher ended {ended_after:.1f} s after the replay node was')
+
+
+# Checkpoints every 6 s in the runs that are killed whole, so that a kill
+# can land in a write, and a run of half a minute spans several periods.
+_KILL_CHECKPOINT_MINUTES = 0.1
+_KILL_CHECKPOINT_SECONDS = 60 * _KILL_CHECKPOINT_MINUTES
+# A checkpoint period is measured from the end of the last write, and the
+# test sees a progress row up to its 2 s poll after the coordinator prints it.
+_LOSS_SLACK_SECONDS = 6
+
+
+def _whole_tree_kills(tmp_path, workdir, demo_dirs, at_least):
+  """SIGKILLs every process of the program at once, at five moments.
+
+  Each run resumes the one before; it is killed, launcher and every node in
+  the same instant, when:
+    1. all its node processes have started (they import and restore);
+    2. the replay node is writing a checkpoint (a replay checkpoint
+       directory without its DONE marker);
+    3. the counter node is writing a checkpoint (TF's `*_temp` directory, or
+       a checkpoint file that the `checkpoint` state file does not name);
+    4. the learners write their stop checkpoints after SIGTERM to the
+       launcher (as a scheduler stops a job);
+    5. the same after a Ctrl+C (SIGINT to the launcher's process group, as a
+       terminal sends it).
+  A sixth run ends by itself. After every kill the next run must restore (a
+  partial checkpoint would be refused, or fail the node), and each run's
+  first progress row must show counts and replay sizes that never go
+  backwards and lose at most one checkpoint period: at least what a row
+  showed a period (plus slack) before the last kill. The replay write
+  (about 0.6 s) must be caught in the act; a learner's write takes 10-20 ms,
+  so at least one of 4 and 5 must leave a partial learner checkpoint on disk.
+  Runs 1-3 are killed before their first row where they can be: each run
+  costs node start-up.
+
+  Returns (the first progress row of each run that showed one, the last
+  run's summary).
+  """
+  moments = (
+      ('start-up', None, None),
+      ('replay checkpoint write', None, 'replay/'),
+      ('counter checkpoint write', None, 'checkpoints/counter/'),
+      ('SIGTERM, stop checkpoints', signal.SIGTERM, '_learner/'),
+      ('Ctrl+C, stop checkpoints', signal.SIGINT, '_learner/'),
+  )
+  restored = []
+  caught = {}
+  previous = at_least
+  console_log = os.path.join(workdir, 'logs', 'console.log')
+  for number, (moment, stop_signal, writing) in enumerate(moments, start=1):
+    before = _partial_writes(workdir)
+    console_start = os.path.getsize(console_log)
+    command = _command(workdir, demo_dirs, '--max_learner_steps=1000000',
+                       '--max_seconds=400', '--nojit_compile',
+                       f'--checkpoint_minutes={_KILL_CHECKPOINT_MINUTES}')
+    with _Launched(tmp_path / f'killed{number}.log', command,
+                   new_session=True) as run:
+      if writing is None:
+        _wait_for_nodes(run.launcher.pid)
+      if stop_signal is not None:
+        # Every node in its run loop, so that the learners checkpoint on
+        # stop and the actors stop at once.
+        _wait_for_nodes_running(console_log, console_start)
+        if stop_signal == signal.SIGINT:
+          os.killpg(run.launcher.pid, signal.SIGINT)
+        else:
+          run.launcher.send_signal(stop_signal)
+      seen = []
+      if writing is not None:
+        deadline = time.time() + 90
+        read_at = 0
+        while not seen and time.time() < deadline:
+          seen = [p for p in _partial_writes(workdir) - before if writing in p]
+          if time.time() > read_at + 0.5:  # When each row was first seen.
+            run.timed_progress()
+            read_at = time.time()
+          time.sleep(0.002)
+      # The launcher runs in a session of its own, and its nodes, their
+      # wrappers and their sed in its process group: one kill -9 of the
+      # group is the whole tree at once. (Each node's launcher watcher has a
+      # session of its own; it ends once the launcher is gone.)
+      os.killpg(run.launcher.pid, signal.SIGKILL)
+      killed_at = time.time()
+      deadline = killed_at + 10
+      while _group(run.launcher.pid) and time.time() < deadline:
+        time.sleep(0.2)
+      assert not _group(run.launcher.pid), (moment, _group(run.launcher.pid))
+      rows = run.timed_progress()
+    caught[moment] = sorted(
+        p for p in _partial_writes(workdir) - before
+        if writing is not None and writing in p)
+    if stop_signal is not None:
+      name = signal.Signals(stop_signal).name
+      assert f'[metamimic] {name}: stopping the nodes' in run.output, (
+          run.output[-3000:])
+    if rows:
+      _check_resumed(moment, rows[0][1], previous)
+      restored.append(rows[0][1])
+      # What every later run must restore at least: the last row shown a
+      # checkpoint period before the kill, else what this run restored
+      # (counts and sizes only grow within a run).
+      old = [row for seen_at, row in rows
+             if seen_at <= killed_at - _KILL_CHECKPOINT_SECONDS -
+             _LOSS_SLACK_SECONDS]
+      previous = old[-1] if old else rows[0][1]
+  assert caught['replay checkpoint write'], caught
+  assert caught[moments[3][0]] or caught[moments[4][0]], caught
+
+  summary, output = _run(workdir, demo_dirs, '--max_seconds=10',
+                         '--nojit_compile')
+  progress = _progress(output)
+  assert progress, output[-3000:]
+  _check_resumed('the final run', progress[0], previous)
+  restored.append(progress[0])
+  print('whole-tree kills caught these writes in progress: ' +
+        '; '.join(f'{m}: {", ".join(caught[m]) or "-"}' for m, *_ in moments))
+  return restored, summary
+
+
+def _wait_for_nodes(launcher_pid, count=8, seconds=120):
+  """Until the launcher has started all `count` node processes."""
+  deadline = time.time() + seconds
+  while len(_node_processes(launcher_pid)) < count:
+    assert time.time() < deadline, f'not {count} nodes in {seconds} s'
+    time.sleep(0.2)
+
+
+# Courier nodes log Launchpad's 'Binding: run' as they enter their run loop.
+_RUNNING = {
+    group: re.compile(rf'\[{group}/0\] .*Binding: run(?!_)')
+    for group in ('imitation_learner', 'task_learner', 'imitation_actor',
+                  'task_actor', 'evaluator', 'coordinator')}
+
+
+def _wait_for_nodes_running(console_log, start, seconds=120):
+  """Until every courier node entered its run loop.
+
+  A node stopped while it still starts may ignore SIGTERM, and the launcher
+  then waits its 20 s of grace (`run_local.stop_nodes`).
+  """
+  deadline = time.time() + seconds
+  while time.time() < deadline:
+    with open(console_log, errors='replace') as f:
+      f.seek(start)
+      text = f.read()
+    if all(pattern.search(text) for pattern in _RUNNING.values()):
+      return
+    time.sleep(0.5)
+  raise AssertionError(f'the nodes did not start in {seconds} s')
+
+
+def _check_resumed(moment, row, previous):
+  """The run after `moment`'s kill restored at least `previous`."""
+  assert all(now >= then for now, then in zip(row, previous)), (
+      moment, row, previous)
+
+
+_CHECKPOINT_NAME = re.compile(r'(ckpt-\d+)\.')
+
+
+def _partial_writes(workdir):
+  """Files and directories of checkpoint writes that have not completed.
+
+  A replay checkpoint directory without its DONE marker; in a TF checkpoint
+  directory, a `*_temp` directory (the shards before they are merged) or a
+  checkpoint that the `checkpoint` state file does not name (written but not
+  yet recorded, or recorded as replaced but not yet deleted).
+  """
+  partial = set()
+  replay = os.path.join(workdir, 'replay')
+  for name in _listdir(replay):
+    if not os.path.exists(os.path.join(replay, name, 'DONE')):
+      partial.add(f'replay/{name}')
+  checkpoints = os.path.join(workdir, 'checkpoints')
+  for kind in _listdir(checkpoints):
+    directory = os.path.join(checkpoints, kind)
+    names = _listdir(directory)
+    try:
+      with open(os.path.join(directory, 'checkpoint')) as f:
+        state = f.readline()
+    except OSError:
+      state = ''
+    for name in names:
+      match = _CHECKPOINT_NAME.match(name)
+      if '_temp' in name or (match and f'"{match.group(1)}"' not in state):
+        partial.add(f'checkpoints/{kind}/{name}')
+  return partial
+
+
+def _listdir(path):
+  try:
+    return os.listdir(path)
+  except OSError:
+    return []
+
+
+def _group(pgid):
+  """The live processes (not zombies) of process group `pgid`."""
+  members = []
+  for process in psutil.process_iter():
+    try:
+      if (os.getpgid(process.pid) == pgid and
+          process.status() != psutil.STATUS_ZOMBIE):
+        members.append(process)
+    except (ProcessLookupError, psutil.NoSuchProcess):
+      continue
+  return members
 
 
 class _Launched:
@@ -203,21 +420,33 @@ class _Launched:
   writing to a full pipe would block.
   """
 
-  def __init__(self, log_path, command):
+  def __init__(self, log_path, command, new_session=False):
     self._log_path = log_path
     self._command = command
+    self._new_session = new_session
+    self._seen_at = {}
     self.output = ''
 
   def __enter__(self):
     self._log = open(self._log_path, 'w+')
+    # In a session of its own, the launcher's process group is what a
+    # terminal's Ctrl+C reaches.
     self.launcher = subprocess.Popen(self._command, cwd=ROOT, stdout=self._log,
-                                     stderr=subprocess.STDOUT, text=True)
+                                     stderr=subprocess.STDOUT, text=True,
+                                     start_new_session=self._new_session)
     return self
 
   def progress(self):
+    return [row for _, row in self.timed_progress()]
+
+  def timed_progress(self):
+    """(when this test first saw it, row) for each progress row so far."""
     self._log.seek(0)
-    return [tuple(map(int, m.groups()))
-            for m in PROGRESS.finditer(self._log.read())]
+    rows = _progress(self._log.read())
+    now = time.time()
+    for i in range(len(rows)):
+      self._seen_at.setdefault(i, now)
+    return [(self._seen_at[i], row) for i, row in enumerate(rows)]
 
   def wait_for_progress(self, ready, seconds=300):
     """The progress rows once `ready(rows)` holds (fails after `seconds`)."""
