@@ -187,7 +187,7 @@ TABLES = (
 # object per run, from the stored runs matching these globs (directories
 # relative to docs/results, in order). Task-policy rates are from the
 # held-out demos' start states.
-FIDELITY_RUNS = ('screen_normalization/arm*_seed*',
+FIDELITY_RUNS = ('final_60min/arm*_seed*', 'screen_normalization/arm*_seed*',
                  'screen_feature_scale/arm*_seed*', 'screen_sigma/arm*_seed*')
 FIDELITY_FILE = 'fidelity.json'
 
