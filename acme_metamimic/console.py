@@ -119,9 +119,12 @@ def line_buffered_sed_path(workdir: str) -> str:
   decorate_output ignores SIGINT (`trap '' INT`), and so does its sed: a
   Ctrl+C leaves the nodes' output flowing while the launcher stops them.
   """
-  real = shutil.which('sed')
   directory = os.path.join(workdir, 'logs', SHIM_DIRECTORY)
   path = os.environ.get('PATH', os.defpath)
+  # Never the shim itself (a launcher started with a node's PATH).
+  real = shutil.which('sed', path=os.pathsep.join(
+      d for d in path.split(os.pathsep)
+      if os.path.abspath(d) != os.path.abspath(directory)))
   if real is None:
     return path  # Launchpad's decorate_output fails without sed anyway.
   os.makedirs(directory, exist_ok=True)

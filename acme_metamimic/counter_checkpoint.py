@@ -76,7 +76,7 @@ class CounterCheckpointingRunner(tf2_savers.CheckpointingRunner):
 
   Acme's runner sleeps `range(time_delta_minutes * 60)` seconds between the
   saves of an object that is not a learner, so a fractional period (the kill
-  tests checkpoint every 0.2 minutes) raises TypeError there. This one sleeps
+  tests checkpoint every 0.1 minutes) raises TypeError there. This one sleeps
   the same way, one second at a time (Launchpad's stop must not wait long),
   for the period rounded to whole seconds.
   """

@@ -77,7 +77,7 @@ _LAUNCH_TYPE = flags.DEFINE_string('launch_type', 'local_mp',
                                    'Launchpad launch type.')
 _CHECKPOINT_MINUTES = flags.DEFINE_float(
     'checkpoint_minutes', 1., 'Minutes between checkpoints of learners, '
-    'counter and replay (fractions too: the kill tests use 0.2).')
+    'counter and replay (fractions too: the kill tests use 0.1).')
 
 _FRESH = flags.DEFINE_bool(
     'fresh', False, 'Move an existing --workdir aside (to <workdir>.old-TIME) '
@@ -417,7 +417,7 @@ def _alive(process: psutil.Process) -> bool:
 
 
 class Stopped(Exception):
-  """The launcher got SIGINT (Ctrl+C) or SIGTERM; `signal` names which."""
+  """The launcher got SIGINT (Ctrl+C) or SIGTERM; `signum` says which."""
 
   def __init__(self, signum: int):
     super().__init__(signal.Signals(signum).name)
