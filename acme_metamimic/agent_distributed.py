@@ -205,9 +205,9 @@ class DistributedMetaMimic:
       demonstrations_factory: 'train' | 'validation' -> demonstrations.
       config: hyperparameters; its actor counts size the actor groups.
       workdir: where logs, checkpoints, replay checkpoints and the summary go.
-      max_learner_steps: the coordinator ends the run once the imitation
-        learner (the task learner, for baselines without imitation) has taken
-        this many steps in total (across resumes).
+      max_learner_steps: the coordinator ends the run once every learner
+        (imitation and task; the task learner alone for baselines without
+        imitation) has taken this many steps in total (across resumes).
       max_seconds: the coordinator ends the run after this much wall time.
       environment_spec: spec of the task environment (made if not given).
       log_every: seconds between log writes per node.
@@ -435,8 +435,8 @@ class DistributedMetaMimic:
     return Coordinator(
         counter, replay, self._workdir, self._max_learner_steps,
         self._max_seconds,
-        steps_key=('imitation_learner_steps' if self._baseline.imitation
-                   else 'task_learner_steps'),
+        steps_keys=(('imitation_learner_steps', 'task_learner_steps')
+                    if self._baseline.imitation else ('task_learner_steps',)),
         baseline=self._baseline.name)
 
   def build(self, name: str = 'metamimic') -> lp.Program:
@@ -517,10 +517,11 @@ class Coordinator:
   def __init__(self, counter: counting.Counter, replay: reverb.Client,
                workdir: str, max_learner_steps: Optional[int],
                max_seconds: Optional[float], poll_seconds: float = 5.,
-               steps_key: str = 'imitation_learner_steps',
+               steps_keys: Sequence[str] = ('imitation_learner_steps',
+                                            'task_learner_steps'),
                baseline: str = 'metamimic'):
     self._counter = counter
-    self._steps_key = steps_key
+    self._steps_keys = tuple(steps_keys)
     self._baseline = baseline
     self._replay = replay
     self._workdir = workdir
@@ -541,7 +542,11 @@ class Coordinator:
     return f'  held-out imitation return {rows[-1]["imitation_return"]:.1f}'
 
   def _done(self, counts: Dict[str, float], elapsed: float) -> bool:
-    steps = counts.get(self._steps_key, 0)
+    # Every learner: which one takes its first step first depends on the
+    # machine's load (each traces its step as the tables fill). Ending on
+    # the imitation learner's count alone, CI once ended a run at 120
+    # imitation learner steps before the task learner had taken one.
+    steps = min(counts.get(key, 0) for key in self._steps_keys)
     return ((self._max_learner_steps is not None and
              steps >= self._max_learner_steps) or
             (self._max_seconds is not None and elapsed >= self._max_seconds))
@@ -564,7 +569,8 @@ class Coordinator:
       time.sleep(self._poll_seconds)
     self._replay.checkpoint()
     summary = dict(counts=counts, elapsed_seconds=elapsed,
-                   baseline=self._baseline, steps_key=self._steps_key,
+                   baseline=self._baseline,
+                   steps_keys=list(self._steps_keys),
                    workdir=self._workdir, table_sizes=self._table_sizes())
     for kind in EVALUATORS:
       rows = csv_logs.read_csv_log(self._workdir, f'evaluator_{kind}')

@@ -86,6 +86,7 @@ def _launch(program: lp.Program, workdir: str):
   lp.launch(program, launch_type='local_mp', terminal='current_terminal',
             local_resources=resources)
   run_local.stop_on_signals()
+  run_local.wait_for_node_processes(program)
 
 
 def run_server(workdir: str):

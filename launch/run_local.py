@@ -63,8 +63,9 @@ _NUM_IMITATION_ACTORS = flags.DEFINE_integer(
     'Imitation actors (the features preset\'s: 3, docs/fidelity.md).')
 _NUM_TASK_ACTORS = flags.DEFINE_integer('num_task_actors', 1, 'Task actors.')
 _MAX_LEARNER_STEPS = flags.DEFINE_integer(
-    'max_learner_steps', None, 'Stop at this many imitation learner steps '
-    '(task learner steps for the d4pg* baselines; counted across resumes).')
+    'max_learner_steps', None, 'Stop once each learner took this many steps '
+    '(imitation and task; the task learner alone for the d4pg* baselines; '
+    'counted across resumes).')
 _MAX_SECONDS = flags.DEFINE_float('max_seconds', 240.,
                                   'Stop after this many seconds of training.')
 _SEED = flags.DEFINE_integer('seed', 0, 'Seed (also draws learning rates).')
@@ -323,6 +324,7 @@ def main(argv):
     lp.launch(program, launch_type=_LAUNCH_TYPE.value,
               terminal='current_terminal', local_resources=resources)
     stop_on_signals()
+    wait_for_node_processes(program)
     dead = wait_for(summary_path)
   except Stopped as e:
     stopped = e
@@ -400,6 +402,23 @@ def _node_processes():
     except psutil.Error:  # Ended (or a zombie) between listing and reading.
       pass
   return nodes
+
+
+def wait_for_node_processes(program: lp.Program,
+                            timeout_seconds: float = 60.):
+  """After lp.launch: waits until every node of `program` runs as a process.
+
+  lp.launch returns once it has started each node's `decorate_output`
+  wrapper, which forks the node itself a moment later; until then
+  `_node_processes` does not list that node. The actor host, which watches
+  its nodes while any of them runs, saw none right after lp.launch and
+  stopped them all at once (tests/multihost_test.py, 2 runs of 2 on
+  2026-11-27), and a stop in that moment would miss a node.
+  """
+  expected = sum(len(nodes) for nodes in program.groups.values())
+  deadline = time.time() + timeout_seconds
+  while len(_node_processes()) < expected and time.time() < deadline:
+    time.sleep(0.1)
 
 
 # Without any one of these nodes nothing can learn, so one that ends before

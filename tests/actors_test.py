@@ -17,10 +17,11 @@ from acme_metamimic.demonstrations import scripted
 from acme_metamimic.environments import imitation
 
 KEYS = ('body', 'features')
-# numpy and TF sum the float32 matmuls in different orders. With weights drawn
-# N(0, 0.3) the actions differed by at most 2.9e-5 over 10 weight draws x 20
-# observations x 3 network kinds (CI once saw 1.6e-5 against a 1e-5 bound); a
-# wrong layer or a stale weight moves them by more than 1e-3.
+# numpy and TF sum the float32 matmuls in different orders. With the test's
+# weights the actions differed by at most 1.2e-6 over 10 weight draws x 20
+# observations x the 5 network kinds below (measured 2026-11-27; N(0, 0.3)
+# weights gave up to 2.9e-5, and CI once 1.6e-5 against a 1e-5 bound); a wrong
+# layer or a stale weight moves them by more than 1e-3.
 ATOL = 1e-4
 
 
@@ -73,10 +74,15 @@ def test_numpy_policy_matches_the_sonnet_policy(env, goal_conditioned, delta,
       normalization=_normalization(spec) if normalize else None)
   nets.init(network_spec)
   # Non-trivial weights: a near-zero final layer would make any two policies
-  # agree.
+  # agree, and so would one saturated at the action bounds. N(0, 0.3) for
+  # every variable drove most actions to +-1 (and on CI, every action of one
+  # observation to -1); kernels scaled by 1/sqrt(fan-in) keep the last
+  # layer's inputs of order one.
   rng = np.random.default_rng(1)
   for variable in nets.policy_network.variables:
-    variable.assign(rng.normal(0., 0.3, variable.shape).astype(np.float32))
+    scale = (1.5 / np.sqrt(variable.shape[0]) if len(variable.shape) == 2
+             else 0.3)
+    variable.assign(rng.normal(0., scale, variable.shape).astype(np.float32))
   greedy = nets.make_policy(network_spec, sigma=0.)
   policy = actors.NumpyPolicy(greedy)
   for observation in _observations(goal_conditioned):
@@ -85,6 +91,7 @@ def test_numpy_policy_matches_the_sonnet_policy(env, goal_conditioned, delta,
     np.testing.assert_allclose(policy(batched), expected, rtol=1e-4,
                                atol=ATOL)
     assert not np.allclose(expected, expected.mean())
+    assert np.sum(np.abs(expected) < 0.99) >= 3, expected  # Not saturated.
 
   # New weights reach the numpy policy on refresh, not before.
   for variable in nets.policy_network.variables:

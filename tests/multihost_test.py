@@ -20,6 +20,7 @@ CPU cores
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -202,15 +203,22 @@ def test_server_and_actor_hosts_in_two_namespaces(namespaces, processes,
   assert counts.get('task_actor_steps', 0) > 0, summary
   assert summary['table_sizes']['imitation'] > 0, summary
   assert summary['table_sizes']['task'] > 0, summary
-  # ...and both learners learned from it.
-  assert counts.get('imitation_learner_steps', 0) > 0, summary
-  assert counts.get('task_learner_steps', 0) > 0, summary
+  # ...and both learners learned from it, each to the step limit (the run
+  # ends once both reached it).
+  for key in ('imitation_learner_steps', 'task_learner_steps'):
+    assert counts.get(key, 0) >= MAX_LEARNER_STEPS, (
+        f'{key}: {summary}\n{_tail(server_log)}')
   # Actors ran only on the actor host; learners only on the server host.
   assert os.path.isdir(tmp_path / 'actors' / 'logs' / 'imitation_actor')
   assert os.path.isdir(tmp_path / 'actors' / 'logs' / 'task_actor')
   assert not os.path.exists(tmp_path / 'server' / 'logs' / 'imitation_actor')
   assert not os.path.exists(tmp_path / 'actors' / 'logs' /
                             'imitation_learner')
-  # The actor host noticed the server's end (or its actors ended) and exited.
+  # The actor host ran its actors until the server ended, noticed that (or
+  # its actors ended) and exited. (It once stopped its actors right after
+  # launching them, having looked for their processes too early.)
   with open(actors_log) as f:
-    assert '[metamimic] actor host ran' in f.read()
+    ran = re.search(r'\[metamimic\] actor host ran (\d+) s', f.read())
+  assert ran, _tail(actors_log)
+  assert int(ran.group(1)) >= 0.8 * summary['elapsed_seconds'], (
+      ran.group(0), summary['elapsed_seconds'])

@@ -85,7 +85,7 @@ def _summary(imitation_steps, task_steps):
                   task_learner_steps=task_steps, imitation_actor_steps=19880.,
                   task_actor_steps=12800.),
       elapsed_seconds=360.4, baseline='metamimic', workdir='/w',
-      steps_key='imitation_learner_steps',
+      steps_keys=['imitation_learner_steps', 'task_learner_steps'],
       table_sizes=dict(imitation=19880, task=32680),
       evaluator_imitation_validation=dict(first=row, last=row, episodes=40))
 
