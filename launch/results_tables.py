@@ -405,7 +405,9 @@ def fidelity_record(run: Run) -> Dict[str, object]:
 
   The seed is run.json's `seed` (a --store) or the directory name's
   `seed<N>` suffix (a docs/results/screen.sh run). Rates absent from an
-  older evaluate.py output are null.
+  older evaluate.py output are null, and so are the imitation fields of an
+  agent without an imitation policy (D4PG, D4PGfD: evaluate.py writes no
+  `imitation_*` metrics for them).
   """
   seed = run.files.get('run', {}).get('seed')
   if seed is None:
@@ -422,17 +424,24 @@ def fidelity_record(run: Run) -> Dict[str, object]:
         return None
       raise ResultsError(e.args[0]) from e
 
+  metrics = run.files.get('evaluation', {}).get('metrics', {})
+  no_imitation = not any(key.startswith('imitation_') for key in metrics)
+
+  def imitation(path):
+    return get(path, optional=no_imitation)
+
   return dict(
       run=run.name, agent=get('summary.baseline'), seed=seed,
       config_overrides=run.files.get('run', {}).get('config_overrides', {}),
       training_seconds=round(get('summary.elapsed_seconds'), 1),
       learner_steps=get('evaluation.source.learner_steps'),
-      heldout_pct_of_demo_task_reward=get(
+      heldout_pct_of_demo_task_reward=imitation(
           _VALIDATION + 'task_return_pct_of_demo'),
-      train_pct_of_demo_task_reward=get(_TRAIN + 'task_return_pct_of_demo'),
-      heldout_imitation_reward_per_step=get(
+      train_pct_of_demo_task_reward=imitation(
+          _TRAIN + 'task_return_pct_of_demo'),
+      heldout_imitation_reward_per_step=imitation(
           _VALIDATION + 'imitation_reward_per_step'),
-      train_imitation_reward_per_step=get(
+      train_imitation_reward_per_step=imitation(
           _TRAIN + 'imitation_reward_per_step'),
       task_policy_reach_rate=get(_TASK_VALIDATION + 'reach_rate'),
       task_policy_lift_rate=get(_TASK_VALIDATION + 'lift_rate',

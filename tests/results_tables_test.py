@@ -324,6 +324,32 @@ def test_fidelity_records_hold_the_issues_fields(repo):
   assert json.load(open(path)) == [record]  # A check writes nothing.
 
 
+def test_fidelity_record_of_a_baseline_has_null_imitation_fields(repo):
+  module, results, _ = repo
+  run = os.path.join(results, 'screen_x', 'armD_seed1')
+  shutil.copytree(os.path.join(results, 'main_job_before_fix'), run)
+  os.remove(os.path.join(run, 'run.json'))
+
+  def as_d4pg(evaluation):
+    for key in [k for k in evaluation['metrics'] if 'imitation' in k]:
+      del evaluation['metrics'][key]
+  _break(results, 'screen_x/armD_seed1', 'evaluation.json', as_d4pg)
+  _break(results, 'screen_x/armD_seed1', 'summary.json',
+         lambda summary: summary.update(baseline='d4pg'))
+  record, = json.loads(module.fidelity_text(results, ('screen_x/arm*',)))
+  assert record['agent'] == 'd4pg'
+  assert [key for key, value in record.items() if value is None] == [
+      'heldout_pct_of_demo_task_reward', 'train_pct_of_demo_task_reward',
+      'heldout_imitation_reward_per_step', 'train_imitation_reward_per_step',
+      'task_policy_lift_rate']
+  assert record['task_policy_reach_rate'] == 0.
+  # With an imitation policy evaluated, a missing field is still an error.
+  _break(results, 'main_job_before_fix', 'evaluation.json', lambda e: e[
+      'metrics']['imitation_train'].pop('task_return_pct_of_demo'))
+  with pytest.raises(module.ResultsError, match='task_return_pct_of_demo'):
+    module.fidelity_text(results, ('main_job_*',))
+
+
 def test_committed_docs_match_the_committed_runs():
   module = _tables()
   stale = module.update_docs(module.DOCS, module.RESULTS_DIR, check=True)
