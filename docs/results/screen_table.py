@@ -22,14 +22,22 @@ def load(path):
   with open(os.path.join(path, 'evaluation.json')) as f:
     evaluation = json.load(f)
   counts, metrics = summary['counts'], evaluation['metrics']
+  # D4PG and D4PGfD runs have no imitation learner, actors or metrics.
+  imitation = lambda split, key: metrics.get(f'imitation_{split}', {}).get(key)
   return dict(
       # The seed is in the run directory's name (arm<A>_seed<S>).
       seed=int(os.path.basename(os.path.normpath(path)).rsplit('seed', 1)[1]),
-      learner=(counts['imitation_learner_steps'], counts['task_learner_steps']),
-      actors=(counts['imitation_actor_steps'], counts['task_actor_steps']),
-      held_out=metrics['imitation_validation']['imitation_reward_per_step'],
-      train=metrics['imitation_train']['imitation_reward_per_step'],
-      task_pct=metrics['imitation_validation']['task_return_pct_of_demo'])
+      learner=(counts.get('imitation_learner_steps', 0),
+               counts['task_learner_steps']),
+      actors=(counts.get('imitation_actor_steps', 0),
+              counts['task_actor_steps']),
+      held_out=imitation('validation', 'imitation_reward_per_step'),
+      train=imitation('train', 'imitation_reward_per_step'),
+      task_pct=imitation('validation', 'task_return_pct_of_demo'))
+
+
+def _number(value, digits):
+  return '-' if value is None else f'{value:.{digits}f}'
 
 
 def table(screen):
@@ -45,10 +53,10 @@ def table(screen):
       rows.append(
           f"| {arm}: {spec['label']} | {run['seed']} | {run['learner'][0]:,} / "
           f"{run['learner'][1]:,} | {run['actors'][0]:,} / "
-          f"{run['actors'][1]:,} | {run['held_out']:.3f} | "
-          f"{run['train']:.3f} | {run['task_pct']:.1f} |")
+          f"{run['actors'][1]:,} | {_number(run['held_out'], 3)} | "
+          f"{_number(run['train'], 3)} | {_number(run['task_pct'], 1)} |")
     if len(runs) > 1:
-      span = lambda key, digits: (
+      span = lambda key, digits: '-' if None in [r[key] for r in runs] else (
           f'{sum(r[key] for r in runs) / len(runs):.{digits}f} '
           f'({min(r[key] for r in runs):.{digits}f}-'
           f'{max(r[key] for r in runs):.{digits}f})')
@@ -69,8 +77,8 @@ def targets(path):
     lift = run['task_policy_lift_rate']
     rows.append(
         f"| {run['run']} | {run['seed']} | "
-        f"{run['heldout_pct_of_demo_task_reward']:.1f} | "
-        f"{run['train_pct_of_demo_task_reward']:.1f} | "
+        f"{_number(run['heldout_pct_of_demo_task_reward'], 1)} | "
+        f"{_number(run['train_pct_of_demo_task_reward'], 1)} | "
         f"{run['task_policy_reach_rate']:.0%} / "
         f"{'-' if lift is None else format(lift, '.0%')} / "
         f"{run['task_policy_success_rate']:.0%} |")
