@@ -545,7 +545,7 @@ class Coordinator:
     # Every learner: which one takes its first step first depends on the
     # machine's load (each traces its step as the tables fill). Ending on
     # the imitation learner's count alone, CI once ended a run at 120
-    # imitation learner steps before the task learner had taken one.
+    # imitation learner steps with no task learner step counted yet.
     steps = min(counts.get(key, 0) for key in self._steps_keys)
     return ((self._max_learner_steps is not None and
              steps >= self._max_learner_steps) or
