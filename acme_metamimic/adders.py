@@ -76,6 +76,12 @@ class ImitationRewardAdder(transition.NStepTransitionAdder):
     self._tables = ((imitation_table, imitation_priority, IMITATION_REWARD),
                     (task_table, task_priority, TASK_REWARD))
     self._goal: Optional[types.NestedArray] = None
+    # This episode's per-step rewards and discounts ({imitation, task}),
+    # indexed like the writer's history (cleared with Acme's window indices in
+    # `reset`): `_write` reads its N-step window from them instead of
+    # converting the writer's columns back to numpy on every step.
+    self._step_rewards = []
+    self._step_discounts = []
 
   def add_first(self, timestep: dm_env.TimeStep):
     _check_finite(observation=timestep.observation)
@@ -96,16 +102,19 @@ class ImitationRewardAdder(transition.NStepTransitionAdder):
     discount = next_timestep.discount
     if not isinstance(discount, Mapping):
       discount = {IMITATION_REWARD: discount, TASK_REWARD: discount}
-    super().add(action, next_timestep._replace(
-        reward={IMITATION_REWARD: np.asarray(imitation_reward,
-                                             task_reward.dtype),
-                TASK_REWARD: task_reward},
-        discount={IMITATION_REWARD: np.asarray(discount[IMITATION_REWARD]),
-                  TASK_REWARD: np.asarray(discount[TASK_REWARD])}), extras)
+    reward = {IMITATION_REWARD: np.asarray(imitation_reward, task_reward.dtype),
+              TASK_REWARD: task_reward}
+    discount = {IMITATION_REWARD: np.asarray(discount[IMITATION_REWARD]),
+                TASK_REWARD: np.asarray(discount[TASK_REWARD])}
+    self._step_rewards.append(reward)
+    self._step_discounts.append(discount)
+    super().add(action, next_timestep._replace(reward=reward,
+                                               discount=discount), extras)
 
   def reset(self):
     super().reset()
     self._goal = None
+    self._step_rewards, self._step_discounts = [], []
 
   def _write(self):
     # Acme's NStepTransitionAdder._write, creating one item per table from the
@@ -118,9 +127,13 @@ class ImitationRewardAdder(transition.NStepTransitionAdder):
                                           history['observation'])
     extras = (tree.map_structure(first, history['extras'])
               if 'extras' in history else ())
-    step_rewards, step_discounts = tree.map_structure(
-        lambda column: column[self._first_idx:self._last_idx].numpy(),
-        (history['reward'], history['discount']))
+    # What Acme reads as history['reward'][first:last].numpy() (and the same
+    # for discounts), from the values `add` kept.
+    window = slice(self._first_idx, self._last_idx)
+    step_rewards, step_discounts = (
+        {key: np.stack([step[key] for step in steps[window]])
+         for key in (IMITATION_REWARD, TASK_REWARD)}
+        for steps in (self._step_rewards, self._step_discounts))
     n_step_return, total_discount = self._compute_cumulative_quantities(
         step_rewards, step_discounts)
     self._writer.append(

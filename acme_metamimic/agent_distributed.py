@@ -553,9 +553,14 @@ class Coordinator:
 
   def run(self):
     start = time.time()
+    counts_at_start = None
     while True:
       counts = self._counter.get_counts()
       elapsed = time.time() - start
+      if counts_at_start is None:
+        # A resumed run's counter starts from its checkpoint: the summary's
+        # rates count only this launch's steps (run_local.print_summary).
+        counts_at_start = counts
       sizes = self._table_sizes()
       print(f'[metamimic] {elapsed:6.0f}s  imitation learner steps '
             f'{counts.get("imitation_learner_steps", 0):.0f}  task learner '
@@ -568,8 +573,8 @@ class Coordinator:
         break
       time.sleep(self._poll_seconds)
     self._replay.checkpoint()
-    summary = dict(counts=counts, elapsed_seconds=elapsed,
-                   baseline=self._baseline,
+    summary = dict(counts=counts, counts_at_start=counts_at_start,
+                   elapsed_seconds=elapsed, baseline=self._baseline,
                    steps_keys=list(self._steps_keys),
                    workdir=self._workdir, table_sizes=self._table_sizes())
     for kind in EVALUATORS:

@@ -1,8 +1,9 @@
 """MetaMimicBuilder: Acme's D4PG builder with an imitation path beside it.
 
-What D4PG already does is inherited: the task table's dataset iterator and the
-task actors' N-step adder are `D4PGBuilder`'s, with `replay_table_name` set to
-the task table. MetaMimic adds
+What D4PG already does is inherited: the task table's dataset iterator is
+`D4PGBuilder`'s, with `replay_table_name` set to the task table, and the task
+actors' adder is its N-step adder without the constant priority function
+(`make_adder`). MetaMimic adds
 
 - `make_replay_tables`: the `imitation` table (prioritized sampling, removal of
   the lowest priority first) and the `task` table (uniform, FIFO), both on one
@@ -140,7 +141,24 @@ class MetaMimicBuilder(d4pg_agent.D4PGBuilder):
         reward=self.make_imitation_reward(),
         imitation_table=config_lib.IMITATION_TABLE,
         task_table=config_lib.TASK_TABLE,
-        imitation_priority=config.initial_priority)
+        imitation_priority=config.initial_priority,
+        max_in_flight_items=config.adder_max_in_flight_items)
+
+  def make_adder(self, replay_client: reverb.Client) -> acme_adders.Adder:
+    """The task actors' adder: `D4PGBuilder`'s, without a priority function.
+
+    D4PG's adder gives every item priority `lambda x: 1.`; any priority
+    function makes Acme convert each transition's columns to numpy first
+    (`utils.calculate_priorities`). Without one the priority is 1.0 all the
+    same, and the task actor loop runs 3.5 % faster (docs/benchmarks.md).
+    """
+    config = self._config
+    return reverb_adders.NStepTransitionAdder(
+        priority_fns={config.replay_table_name: None},
+        client=replay_client,
+        n_step=config.n_step,
+        discount=config.discount,
+        max_in_flight_items=config.adder_max_in_flight_items)
 
   def make_imitation_environment(
       self,

@@ -13,9 +13,10 @@ hits all variants alike). Episode resets are part of the timed steps.
   observable at image_size, stock render flags (shadows and reflections on).
 - jaco_stack: our wrapper (vision: shadows and reflections off).
 - d4pg_actor_loop: stock D4PG actor: `JacoStack` + Acme's `FeedForwardActor`
-  (policy + D4PG noise) + `NStepTransitionAdder` on the task table.
-- task_actor_loop: MetaMimic's task actor, the same with
-  `MetaMimicBuilder.make_actor` (for MLP policies, `actors.NumpyFeedForwardActor`).
+  (policy + D4PG noise) + `D4PGBuilder.make_adder`'s `NStepTransitionAdder`
+  on the task table.
+- task_actor_loop: MetaMimic's task actor: `MetaMimicBuilder.make_actor` (for
+  MLP policies, `actors.NumpyFeedForwardActor`) and `make_adder`.
 - imitation_loop_random: `ImitationEnvironment` + `ImitationRewardAdder`
   writing to both tables, random actions (all MetaMimic machinery, no policy).
 - imitation_actor_loop: `ImitationEnvironment` + `MetaMimicBuilder.make_actor`
@@ -42,6 +43,7 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
 # pylint: disable=g-import-not-at-top,wrong-import-position
 from acme import specs
+from acme.agents.tf.d4pg import agent as d4pg_agent
 from acme.agents.tf import actors as acme_actors
 from dm_control import composer
 from dm_control.manipulation import bricks
@@ -178,8 +180,9 @@ def make_variants(preset, image_size, early_termination, num_demos, torso,
   variants['jaco_stack'] = EnvStepper(jaco_stack.make_environment(**env_kwargs))
   variants['d4pg_actor_loop'] = Loop(
       jaco_stack.make_environment(**env_kwargs),
-      actor=acme_actors.FeedForwardActor(policy(False),
-                                         adder=builder.make_adder(client)))
+      actor=acme_actors.FeedForwardActor(
+          policy(False),
+          adder=d4pg_agent.D4PGBuilder.make_adder(builder, client)))
   variants['task_actor_loop'] = Loop(
       jaco_stack.make_environment(**env_kwargs),
       actor=builder.make_actor(policy(False), adder=builder.make_adder(client)))

@@ -35,6 +35,7 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 # pylint: disable=g-import-not-at-top,wrong-import-position
 from acme import specs
 from acme.adders import reverb as reverb_adders
+from acme.agents.tf.d4pg import agent as d4pg_agent
 import dm_env
 import numpy as np
 import reverb
@@ -90,7 +91,8 @@ def bench_preset(preset, args, rng):
   server = reverb.Server(builder.make_replay_tables(env_spec), port=None)
   client = reverb.Client(f'localhost:{server.port}')
   reward = builder.make_imitation_reward()
-  stock = builder.make_adder(client)
+  # Acme's own D4PG adder (ours drops its constant priority function).
+  stock = d4pg_agent.D4PGBuilder.make_adder(builder, client)
   ours = builder.make_imitation_adder(client)
   two_stock = [reverb_adders.NStepTransitionAdder(
       client, config.n_step, config.discount,

@@ -20,7 +20,7 @@ import signal
 import subprocess
 import sys
 import time
-from typing import List, Sequence
+from typing import Dict, List, Sequence
 
 from absl import app
 from absl import flags
@@ -320,12 +320,15 @@ def main(argv):
           '(--verbose shows it here)', flush=True)
   dead = []
   stopped = None
+  cpu_seconds = None
   try:
     lp.launch(program, launch_type=_LAUNCH_TYPE.value,
               terminal='current_terminal', local_resources=resources)
     stop_on_signals()
     wait_for_node_processes(program)
     dead = wait_for(summary_path)
+    # Read before stop_nodes: an ended process has no CPU times to read.
+    cpu_seconds = node_cpu_seconds()
   except Stopped as e:
     stopped = e
     print(f'[metamimic] {e}: stopping the nodes (learners and counter '
@@ -348,6 +351,11 @@ def main(argv):
     sys.exit(1)
   with open(summary_path) as f:
     summary = json.load(f)
+  if cpu_seconds:
+    summary['cpu_seconds'] = cpu_seconds
+    with open(summary_path + '.tmp', 'w') as f:
+      json.dump(summary, f, indent=2, sort_keys=True)
+    os.replace(summary_path + '.tmp', summary_path)
   print_summary(summary, time.time() - start)
   if _EVALUATE.value:
     evaluate(workdir, _PRESET.value, _DEMOS.value, _VALIDATION_DEMOS.value)
@@ -419,6 +427,59 @@ def wait_for_node_processes(program: lp.Program,
   deadline = time.time() + timeout_seconds
   while len(_node_processes()) < expected and time.time() < deadline:
     time.sleep(0.1)
+
+
+def node_cpu_seconds() -> Dict[str, float]:
+  """CPU seconds (user + system) used so far, by node group and launcher.
+
+  Read at the end of a run, before the nodes stop, it says where this
+  launch's CPU went (start-up included: each node imports TensorFlow). The
+  summary stores it as `cpu_seconds` and prints each group's share, e.g. the
+  evaluators' (issue 14: at most 10 % of the CPU by default). A node that
+  ended before (a killed actor) is missing: its times went with it.
+  """
+  totals = {}
+  for group, process in _node_processes():
+    try:
+      times = process.cpu_times()
+    except psutil.Error:  # Ended between listing and reading.
+      continue
+    group = group or 'other'
+    totals[group] = totals.get(group, 0.) + times.user + times.system
+  times = psutil.Process().cpu_times()
+  totals['launcher'] = times.user + times.system
+  return {group: round(seconds, 1) for group, seconds in sorted(totals.items())}
+
+
+def rates_and_cpu_lines(summary) -> List[str]:
+  """Summary lines: this launch's steps per second and CPU by node group.
+
+  The rates are the steps counted since the coordinator's first poll
+  (`counts_at_start`: a resumed run's counter starts from its checkpoint)
+  over the coordinator's `elapsed_seconds`; the CPU shares come from
+  `node_cpu_seconds`, read as the run ended.
+  """
+  counts = summary['counts']
+  at_start = summary.get('counts_at_start') or {}
+  elapsed = summary.get('elapsed_seconds')
+  lines = []
+  if elapsed:
+    def rate(key):
+      return (counts.get(key, 0) - at_start.get(key, 0)) / elapsed
+    learners = ', '.join(f'{kind} {rate(f"{kind}_learner_steps"):.1f}'
+                         for kind in ('imitation', 'task'))
+    actors = ', '.join(f'{kind} {rate(f"{kind}_actor_steps"):.1f}'
+                       for kind in ('imitation', 'task'))
+    lines += [f'learner steps/s       {learners}',
+              f'actor env steps/s     {actors}']
+  cpu = summary.get('cpu_seconds')
+  if cpu:
+    total = sum(cpu.values())
+    shares = ', '.join(f'{group} {100 * seconds / total:.0f} %'
+                       for group, seconds in sorted(
+                           cpu.items(), key=lambda item: -item[1]))
+    lines.append(f'CPU by node group     {shares} (of {total:.0f} CPU-s)')
+  return lines
 
 
 # Without any one of these nodes nothing can learn, so one that ends before
@@ -542,6 +603,7 @@ def print_summary(summary, wall_seconds: float):
            ' env steps',
            f'task actors           {counts.get("task_actor_steps", 0):.0f} env steps',
            f'replay items          {summary["table_sizes"]}']
+  lines += rates_and_cpu_lines(summary)
   for kind, what in (('imitation_validation', 'imitation return, held-out demos'),
                      ('imitation_train', 'imitation return, training demos')):
     log = summary.get(f'evaluator_{kind}')

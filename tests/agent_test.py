@@ -1,9 +1,12 @@
 """MetaMimic replay, adder and learners against a real Reverb server."""
 
+import functools
 
 import acme
 from acme import specs
 from acme.adders import reverb as reverb_adders
+from acme.agents.tf.d4pg import agent as d4pg_agent
+import dm_env
 import numpy as np
 import pytest
 import reverb
@@ -210,6 +213,34 @@ def test_single_writer_adder_matches_two_stock_n_step_adders(
     assert _item_contents(ours, table) == expected, table
   ours_server.stop()
   stock_server.stop()
+
+
+def test_task_adder_writes_what_d4pgs_adder_writes(env):
+  """`make_adder` drops D4PG's constant priority function: same items."""
+  config = config_lib.features_config(n_step=3, discount=0.9, min_replay_size=1)
+  builder = builder_lib.MetaMimicBuilder(config)
+  rng = np.random.default_rng(2)
+  timesteps, actions = [env.reset()], []
+  for _ in range(7):
+    actions.append(rng.uniform(-1, 1, 9).astype(np.float32))
+    timesteps.append(env.step(actions[-1]))
+  # End the episode after 7 steps, as a time limit would.
+  timesteps[-1] = timesteps[-1]._replace(step_type=dm_env.StepType.LAST)
+  contents = []
+  for make_adder in (builder.make_adder, functools.partial(
+      d4pg_agent.D4PGBuilder.make_adder, builder)):
+    server, client = _server(builder, env)
+    adder = make_adder(client)
+    adder.add_first(timesteps[0])
+    for action, timestep in zip(actions, timesteps[1:]):
+      adder.add(action, timestep)
+    contents.append(_item_contents(client, 'task'))
+    del adder
+    server.stop()
+  ours, stock = contents
+  assert len(stock) == 7 + 2  # 7 ending at s_{t+n} or s_7, 2 shorter at the end.
+  assert {priority for priority, _ in ours} == {1.}
+  assert ours == stock
 
 
 def test_early_termination_zeroes_imitation_discounts_but_task_bootstraps(

@@ -159,6 +159,11 @@ def test_program_survives_every_kill_and_resumes(tmp_path, demo_dirs):
   for kind in ('imitation_validation', 'imitation_train', 'task'):
     assert _log_rows(workdir, f'evaluator_{kind}'), kind
   assert '=== MetaMimic summary ===' in output
+  # The killed actor's CPU time went with it: it has no share.
+  assert 'imitation_actor' not in summary['cpu_seconds'], summary['cpu_seconds']
+  assert re.search(r'^CPU by node group +\w+ \d+ %', output, re.MULTILINE)
+  assert re.search(r'^learner steps/s +imitation \d+\.\d, task \d+\.\d',
+                   output, re.MULTILINE), output[-3000:]
   first_steps = counts['imitation_learner_steps']
 
   # The rerun resumes; then its launcher is killed with SIGKILL, and every
@@ -214,6 +219,10 @@ def test_program_survives_every_kill_and_resumes(tmp_path, demo_dirs):
   # node's kill; replay came back from its last complete checkpoint.
   assert restored[0][1] >= 0.9 * sizes['imitation'], restored
   assert final['counts']['imitation_learner_steps'] >= restored[-1][0]
+  # The summary's rates count this launch's steps only: from what the
+  # coordinator's first row showed, the counts restored from checkpoint.
+  assert (final['counts_at_start']['imitation_learner_steps'] ==
+          restored[-1][0]), (final['counts_at_start'], restored[-1])
   assert final['table_sizes']['imitation'] >= restored[-1][1]
   print(f'nodes ended {nodes_ended_after:.1f} s after the launcher was killed; '
         f'the launcher ended {ended_after:.1f} s after the replay node was')
@@ -513,6 +522,14 @@ def test_d4pgfd_baseline_runs_task_nodes_only_and_inserts_demos_once(
   assert re.search(r'\[task_learner/0\] I\d{4} ', node_output)
   assert output.rstrip().splitlines()[-1].startswith('summary ')
   assert summary['baseline'] == 'd4pgfd'
+  # Where the CPU went, by node group, read before the nodes stopped.
+  cpu = summary['cpu_seconds']
+  assert set(cpu) == {'replay', 'counter', 'coordinator', 'task_learner',
+                      'task_actor', 'evaluator', 'launcher'}, cpu
+  assert all(seconds > 0 for seconds in cpu.values()), cpu
+  assert cpu['task_learner'] > cpu['counter'], cpu
+  assert re.search(r'^CPU by node group +\w+ \d+ %', output,
+                   re.MULTILINE), output[-3000:]
   counts = summary['counts']
   # The coordinator stops on task learner steps; no imitation node ran.
   assert counts['task_learner_steps'] >= 20
