@@ -87,8 +87,9 @@ class MetaMimicConfig(d4pg_agent.D4PGConfig):
   learner_steps_per_call: int = 1
   # Actors' adders: Reverb items a writer may have in flight before its flush
   # blocks (Acme's default: 5). At 5 the features imitation actor loop ran
-  # 6 % slower than at 25 (in-process server, docs/benchmarks.md); a remote
-  # replay server's round trips make the wait longer.
+  # 6 % slower than at 25 (in-process server, docs/benchmarks.md). With a
+  # replay server in another process each wait also holds a round trip (not
+  # measured separately).
   adder_max_in_flight_items: int = 25
   # Actors evaluate MLP policies in numpy instead of a TF call per step
   # (actors.NumpyFeedForwardActor; image policies always use TF).
