@@ -35,7 +35,7 @@ import signal
 import subprocess
 import threading
 import time
-from typing import Callable, Dict, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Optional, Sequence, Tuple
 
 import acme
 from acme import specs
@@ -83,6 +83,13 @@ CHECKPOINT_FORMAT = 2
 # (`launcher_environment`).
 LAUNCHER_ENV = 'METAMIMIC_LAUNCHER'
 _watching_launcher = []
+
+
+def write_summary(path: str, summary: Dict[str, Any]):
+  """Writes a run's summary.json atomically (the launcher waits for it)."""
+  with open(path + '.tmp', 'w') as f:
+    json.dump(summary, f, indent=2, sort_keys=True)
+  os.replace(path + '.tmp', path)
 
 
 def launcher_environment() -> Dict[str, str]:
@@ -582,7 +589,4 @@ class Coordinator:
       if rows:
         summary[f'evaluator_{kind}'] = dict(first=rows[0], last=rows[-1],
                                             episodes=len(rows))
-    path = os.path.join(self._workdir, SUMMARY_FILE)
-    with open(path + '.tmp', 'w') as f:
-      json.dump(summary, f, indent=2, sort_keys=True)
-    os.replace(path + '.tmp', path)
+    write_summary(os.path.join(self._workdir, SUMMARY_FILE), summary)

@@ -43,8 +43,8 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
 # pylint: disable=g-import-not-at-top,wrong-import-position
 from acme import specs
-from acme.agents.tf.d4pg import agent as d4pg_agent
 from acme.agents.tf import actors as acme_actors
+from acme.agents.tf.d4pg import agent as d4pg_agent
 from dm_control import composer
 from dm_control.manipulation import bricks
 from dm_control.manipulation.shared import arenas

@@ -353,9 +353,7 @@ def main(argv):
     summary = json.load(f)
   if cpu_seconds:
     summary['cpu_seconds'] = cpu_seconds
-    with open(summary_path + '.tmp', 'w') as f:
-      json.dump(summary, f, indent=2, sort_keys=True)
-    os.replace(summary_path + '.tmp', summary_path)
+    agent_distributed.write_summary(summary_path, summary)
   print_summary(summary, time.time() - start)
   if _EVALUATE.value:
     evaluate(workdir, _PRESET.value, _DEMOS.value, _VALIDATION_DEMOS.value)
