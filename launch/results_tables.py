@@ -47,7 +47,7 @@ from absl import flags
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS_DIR = os.path.join(ROOT, 'docs', 'results')
-DOCS = ('README.md', 'docs/results.md')
+DOCS = ('README.md', 'docs/results.md', 'docs/fidelity.md')
 EVALUATION_FILE = 'evaluation.json'
 SUMMARY_FILE = 'summary.json'
 RUN_FILE = 'run.json'
@@ -180,6 +180,37 @@ TABLES = (
         runs=MAIN_JOB_RUNS,
         columns=(_RUN, _IMITATION, _TASK_RETURN, _REACH, _CLOSEST),
         caption='Seeds, budgets and learner steps: docs/results.md.'),
+    # docs/fidelity.md: the task policies of the issue's 60-minute runs
+    # (MetaMimic, then the baselines D4PG and D4PGfD).
+    Table(
+        name='final_60min_task_policy',
+        runs=('final_60min/armM_seed*', 'final_60min/armD_seed*',
+              'final_60min/armF_seed*'),
+        columns=(
+            _RUN,
+            _col('agent', 'summary.baseline', fmt='{}'),
+            _col('task learner steps', _COUNTS + 'task_learner_steps',
+                 fmt='{:,.0f}'),
+            _col('task return, held-out / train starts',
+                 _TASK_VALIDATION + 'task_return',
+                 _TASK_TRAIN + 'task_return', fmt='{:.2f}'),
+            _col("demos' task return, held-out / train",
+                 _TASK_VALIDATION + 'demo_task_return',
+                 _TASK_TRAIN + 'demo_task_return', fmt='{:.1f}'),
+            _col('reach rate, held-out / train',
+                 _TASK_VALIDATION + 'reach_rate', _TASK_TRAIN + 'reach_rate',
+                 fmt='{:.0%}'),
+            _col('lift rate, held-out / train',
+                 _TASK_VALIDATION + 'lift_rate', _TASK_TRAIN + 'lift_rate',
+                 fmt='{:.0%}'),
+            _col('stacked, held-out / train',
+                 _TASK_VALIDATION + 'success_rate',
+                 _TASK_TRAIN + 'success_rate', fmt='{:.0%}'),
+        ),
+        caption=('The greedy task policy of each run\'s final checkpoint, '
+                 'one episode from each of the 10 held-out and 10 training '
+                 'demos\' start states (`launch/evaluate.py`). Held-out '
+                 'rates are fidelity.json\'s.')),
 )
 
 
