@@ -134,6 +134,8 @@ _REACH = _col('reach rate, held-out / train', _TASK_VALIDATION + 'reach_rate',
 _CLOSEST = _col('closest approach (m), held-out / train',
                 _TASK_VALIDATION + 'closest_approach_m',
                 _TASK_TRAIN + 'closest_approach_m')
+_STACKED = _col('stacked, held-out / train', _TASK_VALIDATION + 'success_rate',
+               _TASK_TRAIN + 'success_rate', fmt='{:.0%}')
 # The main job (`bash launch/main.sh`, evaluated with `launch/evaluate.py`),
 # after untrained networks evaluated on the same demos, in the order the runs
 # were made (the final glob takes any later ones).
@@ -162,9 +164,7 @@ TABLES = (
             _TASK_RETURN,
             _REACH,
             _CLOSEST,
-            _col('stacked, held-out / train',
-                 _TASK_VALIDATION + 'success_rate',
-                 _TASK_TRAIN + 'success_rate', fmt='{:.0%}'),
+            _STACKED,
             _col('demos per split', _VALIDATION + 'num_episodes',
                  fmt='{:.0f}'),
         ),
@@ -203,9 +203,7 @@ TABLES = (
             _col('lift rate, held-out / train',
                  _TASK_VALIDATION + 'lift_rate', _TASK_TRAIN + 'lift_rate',
                  fmt='{:.0%}'),
-            _col('stacked, held-out / train',
-                 _TASK_VALIDATION + 'success_rate',
-                 _TASK_TRAIN + 'success_rate', fmt='{:.0%}'),
+            _STACKED,
         ),
         caption=('The greedy task policy of each run\'s final checkpoint, '
                  'one episode from each of the 10 held-out and 10 training '
