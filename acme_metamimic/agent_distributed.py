@@ -9,7 +9,7 @@ Node groups (each can be mapped to its own resources by a launcher):
                         it checkpoints replay and writes <workdir>/summary.json,
                         the launcher's cue to print it and end the program
     imitation_learner   D4PG + Reverb priority updates on the imitation table
-    task_learner        D4PG on the task table
+    task_learner        D4PG on the task table (D4PGfD: and the demo table)
     imitation_actor     N x Algorithm 1 (ImitationEnvironment + ImitationRewardAdder)
     task_actor          M x Algorithm 3 (plain env + N-step adder on the task table)
     evaluator           imitation policy on validation demos (style B) and on
@@ -21,7 +21,8 @@ the same program: without imitation (D4PG, D4PGfD, D4PG + curriculum) it has
 no imitation learner, actors or evaluators and the coordinator counts task
 learner steps; task actors may start from demo states
 (`CurriculumStartEnvironment`); D4PGfD writes the training demos (with their
-actions) into the task table once, when its task learner first starts.
+actions) once, when its task learner first starts, into a `demo` table that
+nothing else writes to and its task learner samples beside the task table.
 Learners and the counter are wrapped in Acme's
 `CheckpointingRunner` with fixed directories under the workdir, so starting the
 program again with the same workdir resumes learner steps, optimizer state,
@@ -35,7 +36,7 @@ import signal
 import subprocess
 import threading
 import time
-from typing import Any, Callable, Dict, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import acme
 from acme import specs
@@ -272,7 +273,7 @@ class DistributedMetaMimic:
     # item field as 'path': 'dtype shape' in sorted order (a spec's dict order
     # differs between processes).
     tables = {}
-    for table in self._builder.make_replay_tables(self._environment_spec):
+    for table in self._replay_tables():
       tables[table.name] = {
           '/'.join(map(str, path)): f'{spec.dtype.name} {spec.shape}'
           for path, spec in tree.flatten_with_path(table.info.signature)}
@@ -289,7 +290,11 @@ class DistributedMetaMimic:
   def replay(self) -> Sequence[reverb.Table]:
     """The Reverb tables (both live on this node's server)."""
     end_with_launcher()
-    return self._builder.make_replay_tables(self._environment_spec)
+    return self._replay_tables()
+
+  def _replay_tables(self) -> List[reverb.Table]:
+    return self._builder.make_replay_tables(
+        self._environment_spec, demo_table=self._baseline.demo_transitions)
 
   def _replay_checkpointer(self) -> reverb.checkpointers.DefaultCheckpointer:
     return reverb.checkpointers.DefaultCheckpointer(
@@ -313,7 +318,8 @@ class DistributedMetaMimic:
     if goal_conditioned:
       iterator = self._builder.make_imitation_dataset_iterator(replay)
     else:
-      iterator = self._builder.make_dataset_iterator(replay)
+      iterator = self._builder.make_task_dataset_iterator(
+          replay, demos=self._baseline.demo_transitions)
     learner = self._builder.make_learner(
         (online, target), iterator,
         counter=counting.Counter(counter, label),
@@ -341,18 +347,21 @@ class DistributedMetaMimic:
     return self._learner('task_learner', False, replay, counter)
 
   def _insert_demo_transitions(self, replay: reverb.Client):
-    """Writes the training demos into the task table, once per workdir."""
+    """Writes the training demos into the demo table, once per workdir."""
     marker = os.path.join(self._workdir, DEMO_TRANSITIONS_MARKER)
     if os.path.exists(marker):
       return  # The replay checkpoint already holds them.
+    demos = self._demo_transitions_factory()
+    self._builder.check_demo_capacity(
+        baselines_lib.num_demo_items(demos, self._config.n_step))
     written = baselines_lib.insert_demonstrations(
-        self._demo_transitions_factory(), self._builder.make_adder(replay))
+        demos, self._builder.make_demo_adder(replay))
     replay.checkpoint()
     os.makedirs(self._workdir, exist_ok=True)
     with open(marker, 'w') as f:
       json.dump({'demo_steps': written}, f)
     print(f'[metamimic] {self._baseline.name}: {written} demo steps written '
-          'to the task table', flush=True)
+          'to the demo table', flush=True)
 
   def _loop(self, label: str, environment: dm_env.Environment,
             actor: acme.Actor, counter: counting.Counter,

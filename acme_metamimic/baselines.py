@@ -10,7 +10,11 @@ of them is a separate agent here: each is a `Baseline`, i.e.
 - `task_curriculum`: task actors start from `curriculum_start_state` of the
   training demos (`CurriculumStartEnvironment` wraps their environment);
 - `demo_transitions`: the training demos, loaded with `include_actions=True`,
-  are written into the task table once (`insert_demonstrations`).
+  are written once (`insert_demonstrations`) into a `demo` table of their
+  own, and each task-learner batch draws `demo_ratio` of its items from it.
+  Written into the task table, as before, they were evicted by its FIFO
+  remover once the actors had added `max_replay_size` items: about 9 minutes
+  into docs/fidelity.md's 60-minute D4PGfD run.
 
 `launch/run_local.py --baseline=NAME` runs any of them: it applies the
 overrides and passes the `Baseline` to `DistributedMetaMimic`, which leaves out
@@ -58,9 +62,9 @@ BASELINES = {
         Baseline('d4pg', 'D4PG: task actors and task learner only, no demos.',
                  config_overrides=dict(num_imitation_actors=0),
                  imitation=False),
-        Baseline('d4pgfd', 'D4PGfD: D4PG whose task table also holds the '
-                 'training demos as N-step transitions (demo actions and task '
-                 'rewards).',
+        Baseline('d4pgfd', 'D4PGfD: D4PG whose task learner also samples '
+                 'the training demos as N-step transitions (demo actions and '
+                 'task rewards), kept in a demo table for the whole run.',
                  config_overrides=dict(num_imitation_actors=0),
                  imitation=False, demo_transitions=True),
         Baseline('d4pg_curriculum', 'D4PG whose task actors start from '
@@ -151,13 +155,24 @@ def load_demonstrations_with_actions(preset: str, path: str,
       include_actions=True).episodes
 
 
+def num_demo_items(demonstrations: Sequence[dataset.Demonstration],
+                   n_step: int) -> int:
+  """Items `insert_demonstrations` makes: T + n_step - 1 per demo of T steps.
+
+  Acme's N-step adder also writes the n_step - 1 shorter transitions that
+  start an episode.
+  """
+  return sum(demo.rewards.shape[0] + n_step - 1 for demo in demonstrations)
+
+
 def insert_demonstrations(demonstrations: Sequence[dataset.Demonstration],
                           adder: acme_adders.Adder) -> int:
   """Writes demos (with actions) as N-step transitions through `adder`.
 
-  `adder` is the task actors' adder (`MetaMimicBuilder.make_adder(client)`,
-  Acme's `NStepTransitionAdder` on the task table), so demo transitions have
-  exactly the task table's signature and N-step returns of the task reward.
+  `adder` is Acme's `NStepTransitionAdder` on the demo table
+  (`MetaMimicBuilder.make_demo_adder(client)`; the task actors' `make_adder`
+  writes the task table), so demo transitions have exactly the task table's
+  signature and N-step returns of the task reward.
   Every demo step is a transition with discount 1; the last one is a
   truncation (LAST, discount 1), as the recorded demos end by the
   demonstrator finishing, not by a terminal state.

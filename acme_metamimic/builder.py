@@ -7,14 +7,17 @@ actors' adder is its N-step adder without the constant priority function
 
 - `make_replay_tables`: the `imitation` table (prioritized sampling, removal of
   the lowest priority first) and the `task` table (uniform, FIFO), both on one
-  Reverb server;
+  Reverb server, and for D4PGfD a `demo` table that only the demos are
+  written to, so that none is ever evicted;
 - `make_imitation_adder`: `adders.ImitationRewardAdder`, writing each imitation
   step to both tables;
 - `make_imitation_dataset_iterator` and `make_learner(..., priority_table=...)`:
   the imitation learner, Acme's D4PG learner with an XLA-compiled step that
   also writes the TD-error priorities of its batches back to Reverb
   (`learning.D4PGLearner`);
-- `make_imitation_environment`: the demo-following environment of Algorithm 1.
+- `make_imitation_environment`: the demo-following environment of Algorithm 1;
+- `make_demo_adder` and `make_task_dataset_iterator(..., demos=True)`: D4PGfD's
+  demo transitions and the task learner's batches that mix them in.
 
 Every learner gets its own Adam optimizers at the configured learning rates
 (`D4PGBuilder.make_learner` would share the config's optimizer objects).
@@ -43,6 +46,7 @@ from acme_metamimic.environments import imitation
 import dm_env
 import reverb
 import sonnet as snt
+import tensorflow as tf
 
 _SAMPLERS = {
     'uniform': lambda config: reverb.selectors.Uniform(),
@@ -76,12 +80,20 @@ class MetaMimicBuilder(d4pg_agent.D4PGBuilder):
         samples_per_insert=config.samples_per_insert,
         error_buffer=config.min_replay_size * 0.1 * config.samples_per_insert)
 
-  def make_replay_tables(
-      self, environment_spec: specs.EnvironmentSpec) -> List[reverb.Table]:
-    """The imitation and task tables; they share one Reverb server."""
+  def make_replay_tables(self, environment_spec: specs.EnvironmentSpec,
+                         demo_table: bool = False) -> List[reverb.Table]:
+    """The imitation and task tables (and D4PGfD's demo table), one server.
+
+    Args:
+      environment_spec: the plain environment's spec.
+      demo_table: also make the `demo` table (D4PGfD). Only
+        `make_demo_adder` writes to it, once, so its FIFO remover never runs
+        while the demos fit (`check_demo_capacity`); its items have the task
+        table's signature.
+    """
     config = self._config
     imitation_spec = imitation.imitation_environment_spec(environment_spec)
-    return [
+    tables = [
         reverb.Table(
             name=config_lib.IMITATION_TABLE,
             sampler=_SAMPLERS[config.imitation_sampler](config),
@@ -99,6 +111,49 @@ class MetaMimicBuilder(d4pg_agent.D4PGBuilder):
             signature=reverb_adders.NStepTransitionAdder.signature(
                 environment_spec)),
     ]
+    if demo_table:
+      tables.append(reverb.Table(
+          name=config_lib.DEMO_TABLE,
+          sampler=reverb.selectors.Uniform(),
+          remover=reverb.selectors.Fifo(),
+          max_size=config.max_replay_size,
+          rate_limiter=reverb.rate_limiters.MinSize(1),
+          signature=reverb_adders.NStepTransitionAdder.signature(
+              environment_spec)))
+    return tables
+
+  def check_demo_capacity(self, num_demo_items: int):
+    """Raises ValueError unless the demo table holds `num_demo_items`."""
+    if num_demo_items > self._config.max_replay_size:
+      raise ValueError(
+          f'The demos make {num_demo_items:,} transitions, more than the demo '
+          f'table holds (max_replay_size={self._config.max_replay_size:,}): '
+          'the first would be evicted. Raise max_replay_size or train on '
+          'fewer demos.')
+
+  def make_task_dataset_iterator(
+      self, replay_client: reverb.Client,
+      demos: bool = False) -> Iterator[reverb.ReplaySample]:
+    """Batches for the task learner: `D4PGBuilder`'s, or mixed with demos.
+
+    With `demos` (D4PGfD), each item of a batch comes from the demo table
+    with probability `config.demo_ratio` and from the task table otherwise,
+    as in Acme's DQfD agent (`tf.data.experimental.sample_from_datasets` of
+    unbatched datasets, then batching).
+    """
+    if not demos:
+      return self.make_dataset_iterator(replay_client)
+    config = self._config
+    task, demo = (
+        datasets.make_reverb_dataset(
+            table=table, server_address=replay_client.server_address)
+        for table in (config_lib.TASK_TABLE, config_lib.DEMO_TABLE))
+    dataset = tf.data.experimental.sample_from_datasets(
+        [task, demo], [1. - config.demo_ratio, config.demo_ratio],
+        seed=config.seed)
+    dataset = dataset.batch(config.batch_size, drop_remainder=True)
+    dataset = dataset.prefetch(config.prefetch_size)
+    return iter(dataset)
 
   def make_imitation_dataset_iterator(
       self, replay_client: reverb.Client) -> Iterator[reverb.ReplaySample]:
@@ -152,9 +207,17 @@ class MetaMimicBuilder(d4pg_agent.D4PGBuilder):
     (`utils.calculate_priorities`). Without one the priority is 1.0 all the
     same, and the task actor loop runs 3.5 % faster (docs/benchmarks.md).
     """
+    return self._n_step_adder(replay_client, self._config.replay_table_name)
+
+  def make_demo_adder(self, replay_client: reverb.Client) -> acme_adders.Adder:
+    """`make_adder`, writing to the demo table (D4PGfD's demos)."""
+    return self._n_step_adder(replay_client, config_lib.DEMO_TABLE)
+
+  def _n_step_adder(self, replay_client: reverb.Client,
+                    table: str) -> acme_adders.Adder:
     config = self._config
     return reverb_adders.NStepTransitionAdder(
-        priority_fns={config.replay_table_name: None},
+        priority_fns={table: None},
         client=replay_client,
         n_step=config.n_step,
         discount=config.discount,

@@ -16,6 +16,8 @@ import numpy as np
 
 IMITATION_TABLE = 'imitation'
 TASK_TABLE = 'task'
+# D4PGfD's demonstration transitions: written once, never evicted.
+DEMO_TABLE = 'demo'
 EARLY_TERMINATION_MODES = ('reward', 'hand_to_target', 'none')
 SAMPLERS = ('prioritized', 'uniform')
 REMOVERS = ('prioritized', 'fifo')
@@ -111,6 +113,12 @@ class MetaMimicConfig(d4pg_agent.D4PGConfig):
   # regenerating them changes how every normalized run's policies are read.
   # Not adopted on the CPU preset: worse in docs/fidelity.md, screen 4.
   observation_normalization: bool = False
+  # D4PGfD: the share of each task-learner batch drawn from the demo table
+  # (`MetaMimicBuilder.make_task_dataset_iterator`, the mixing of Acme's DQfD
+  # agent). The paper gives none; Vecerik et al. (2017) keep the demos in
+  # the replay for good and raise their priorities instead. 0.25 is not
+  # tuned. Only the d4pgfd baseline reads it.
+  demo_ratio: float = 0.25
   reward_body_key: str = 'body'
   reward_scene_key: Optional[str] = None
   min_replay_size: int = 1000
@@ -138,6 +146,9 @@ class MetaMimicConfig(d4pg_agent.D4PGConfig):
     if self.adder_max_in_flight_items < 1:
       raise ValueError('adder_max_in_flight_items must be >= 1, got '
                        f'{self.adder_max_in_flight_items}.')
+    if not 0. < self.demo_ratio < 1.:
+      raise ValueError('demo_ratio must be in (0, 1), got '
+                       f'{self.demo_ratio}.')
     if self.num_imitation_actors < 0 or self.num_task_actors < 0:
       raise ValueError('Actor counts must be non-negative.')
     low, high = self.learning_rate_range

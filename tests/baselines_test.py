@@ -1,5 +1,6 @@
-"""Baselines as configurations; D4PGfD demo insertion into the task table."""
+"""Baselines as configurations; D4PGfD's demo table and its batches."""
 
+import dm_env
 import numpy as np
 import pytest
 import reverb
@@ -13,7 +14,6 @@ from acme_metamimic import environments
 from acme_metamimic import multihost
 from acme_metamimic.demonstrations import dataset
 from acme_metamimic.demonstrations import scripted
-from acme.adders import reverb as reverb_adders
 from dm_env import specs as dm_specs
 
 
@@ -46,24 +46,32 @@ def _demo(num_steps, episode_id, actions=True):
       actions=(np.full((num_steps, 1), 0.25, np.float32) if actions else None))
 
 
-def test_insert_demonstrations_into_task_table():
+def _demo_and_task_server(builder, spec):
+  """The builder's demo and task tables (the imitation table needs a goal
+  spec this toy spec has no use for) on an in-process server."""
+  tables = [t for t in builder.make_replay_tables(spec, demo_table=True)
+            if t.name != config_lib.IMITATION_TABLE]
+  assert {t.name for t in tables} == {config_lib.TASK_TABLE,
+                                      config_lib.DEMO_TABLE}
+  server = reverb.Server(tables, port=None)
+  return server, reverb.Client(f'localhost:{server.port}')
+
+
+def test_insert_demonstrations_into_demo_table():
   spec = _spec()
   builder = builder_lib.MetaMimicBuilder(config_lib.features_config(n_step=2))
-  table = reverb.Table(
-      name=config_lib.TASK_TABLE, sampler=reverb.selectors.Uniform(),
-      remover=reverb.selectors.Fifo(), max_size=1000,
-      rate_limiter=reverb.rate_limiters.MinSize(1),
-      signature=reverb_adders.NStepTransitionAdder.signature(spec))
-  server = reverb.Server([table], port=None)
-  client = reverb.Client(f'localhost:{server.port}')
-  written = baselines.insert_demonstrations([_demo(3, 0), _demo(4, 1)],
-                                            builder.make_adder(client))
+  server, client = _demo_and_task_server(builder, spec)
+  demos = [_demo(3, 0), _demo(4, 1)]
+  written = baselines.insert_demonstrations(demos,
+                                            builder.make_demo_adder(client))
   assert written == 7
   # Acme's N-step adder also writes the N-1 shorter transitions that start an
   # episode (sizes 1..N-1 from its first step): T + N - 1 items per demo.
-  assert client.server_info()[config_lib.TASK_TABLE].current_size == (
-      (3 + 1) + (4 + 1))
-  sample = next(iter(client.sample(config_lib.TASK_TABLE, num_samples=1,
+  info = client.server_info()
+  assert info[config_lib.DEMO_TABLE].current_size == (3 + 1) + (4 + 1)
+  assert baselines.num_demo_items(demos, n_step=2) == (3 + 1) + (4 + 1)
+  assert info[config_lib.TASK_TABLE].current_size == 0
+  sample = next(iter(client.sample(config_lib.DEMO_TABLE, num_samples=1,
                                    emit_timesteps=False,
                                    unpack_as_table_signature=True)))
   transition = sample.data
@@ -72,7 +80,50 @@ def test_insert_demonstrations_into_task_table():
   assert float(transition[2]) in (pytest.approx(0.5 + 0.99 * 0.5), 0.5)
   with pytest.raises(ValueError, match='include_actions'):
     baselines.insert_demonstrations([_demo(2, 2, actions=False)],
-                                    builder.make_adder(client))
+                                    builder.make_demo_adder(client))
+  server.stop()
+
+
+def test_demos_outlive_a_full_task_table_and_fill_demo_ratio_of_batches():
+  """What the FIFO task table did to D4PGfD's demos cannot happen again.
+
+  The task table (10 items) takes 200 actor transitions and evicts all but
+  the last 10; the demo table still holds every demo item, and the task
+  learner's batches draw about `demo_ratio` of their items from it.
+  """
+  spec = _spec()
+  builder = builder_lib.MetaMimicBuilder(config_lib.features_config(
+      n_step=2, max_replay_size=10, min_replay_size=1, batch_size=64,
+      demo_ratio=0.25))
+  server, client = _demo_and_task_server(builder, spec)
+  demos = [_demo(3, 0), _demo(4, 1)]
+  builder.check_demo_capacity(baselines.num_demo_items(demos, n_step=2))
+  baselines.insert_demonstrations(demos, builder.make_demo_adder(client))
+  actor_adder = builder.make_adder(client)
+  actor_action = np.full((1,), -0.5, np.float32)
+  for episode in range(20):
+    actor_adder.add_first(dm_env.restart({'body': np.zeros(2, np.float32)}))
+    for t in range(10):
+      step = dm_env.truncation if t == 9 else dm_env.transition
+      actor_adder.add(actor_action, step(
+          np.float32(0.), {'body': np.full(2, t, np.float32)},
+          np.float32(1.)))
+  info = client.server_info()
+  # 20 episodes of 10 steps: 20 x (10 + 2 - 1) items inserted, 10 kept.
+  task_info = info[config_lib.TASK_TABLE]
+  assert task_info.rate_limiter_info.insert_stats.completed == 220
+  assert task_info.current_size == 10
+  assert info[config_lib.DEMO_TABLE].current_size == 9
+  iterator = builder.make_task_dataset_iterator(client, demos=True)
+  actions = np.concatenate([next(iterator).data[1].numpy()[:, 0]
+                            for _ in range(10)])
+  assert actions.shape == (640,)
+  assert set(np.unique(actions)) == {-0.5, 0.25}
+  # 640 items at p = 0.25: standard deviation 0.017.
+  assert abs(np.mean(actions == 0.25) - 0.25) < 0.08
+  # More demo items than the table holds would evict the first ones.
+  with pytest.raises(ValueError, match='max_replay_size=10'):
+    builder.check_demo_capacity(11)
   server.stop()
 
 

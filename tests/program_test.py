@@ -15,6 +15,7 @@ import time
 import psutil
 import pytest
 
+from acme_metamimic import config as config_lib
 from acme_metamimic.demonstrations import recording
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -541,10 +542,14 @@ def test_d4pgfd_baseline_runs_task_nodes_only_and_inserts_demos_once(
   with open(os.path.join(demo_dirs['A'], 'metadata.json')) as f:
     lengths = json.load(f)['episode_lengths']
   assert demo_steps == sum(length - 1 for length in lengths[:2])
-  assert output.count('demo steps written to the task table') == 1
+  assert output.count('demo steps written to the demo table') == 1
+  # The demos have a table of their own (T + n_step - 1 items per demo), which
+  # the task actors' FIFO table cannot evict them from.
+  demo_items = demo_steps + 2 * (config_lib.features_config().n_step - 1)
   sizes = summary['table_sizes']
   assert sizes['imitation'] == 0
-  assert sizes['task'] >= demo_steps
+  assert sizes['demo'] == demo_items
+  assert sizes['task'] > 0
   assert _log_rows(workdir, 'evaluator_task')
   assert not os.path.exists(os.path.join(workdir, 'logs',
                                          'evaluator_imitation_validation'))
@@ -553,11 +558,11 @@ def test_d4pgfd_baseline_runs_task_nodes_only_and_inserts_demos_once(
                          '--nojit_compile',
                          '--max_learner_steps=30', '--max_seconds=300',
                          '--max_train_demos=2')
-  assert 'demo steps written to the task table' not in output
+  assert 'demo steps written to the demo table' not in output
   assert summary['counts']['task_learner_steps'] >= 30
-  # Restored from the replay checkpoint (items written after the coordinator's
-  # final checkpoint are not in it), demos included, and none inserted again.
-  assert summary['table_sizes']['task'] >= demo_steps
+  # Restored from the replay checkpoint, every demo item and none inserted
+  # again.
+  assert summary['table_sizes']['demo'] == demo_items
 
 
 def _node_process(root_pid, title):
