@@ -47,6 +47,7 @@ import dm_env
 import reverb
 import sonnet as snt
 import tensorflow as tf
+import tree
 
 _SAMPLERS = {
     'uniform': lambda config: reverb.selectors.Uniform(),
@@ -136,24 +137,38 @@ class MetaMimicBuilder(d4pg_agent.D4PGBuilder):
       demos: bool = False) -> Iterator[reverb.ReplaySample]:
     """Batches for the task learner: `D4PGBuilder`'s, or mixed with demos.
 
-    With `demos` (D4PGfD), each item of a batch comes from the demo table
-    with probability `config.demo_ratio` and from the task table otherwise,
-    as in Acme's DQfD agent (`tf.data.experimental.sample_from_datasets` of
-    unbatched datasets, then batching).
+    With `demos` (D4PGfD), every batch holds `demo_batch_size()` items from
+    the demo table and the rest from the task table, each part sampled and
+    batched by Acme's `make_reverb_dataset` and the two concatenated (a
+    fixed demo share per batch, as in Nair et al., 2017). Mixing single
+    items instead (`sample_from_datasets`, as Acme's DQfD agent does, then
+    batching) delivered about 0.3x the task table's batches per second
+    alone, this 0.7-1.0x (bench/bench_demo_batches.py, docs/benchmarks.md);
+    the 60-minute D4PGfD run that mixed items (docs/fidelity.md) took 28 %
+    fewer learner steps per second than D4PG on the same machine.
     """
     if not demos:
       return self.make_dataset_iterator(replay_client)
     config = self._config
+    demo_batch_size = self.demo_batch_size()
     task, demo = (
         datasets.make_reverb_dataset(
-            table=table, server_address=replay_client.server_address)
-        for table in (config_lib.TASK_TABLE, config_lib.DEMO_TABLE))
-    dataset = tf.data.experimental.sample_from_datasets(
-        [task, demo], [1. - config.demo_ratio, config.demo_ratio],
-        seed=config.seed)
-    dataset = dataset.batch(config.batch_size, drop_remainder=True)
+            table=table, server_address=replay_client.server_address,
+            batch_size=batch_size)
+        for table, batch_size in (
+            (config_lib.TASK_TABLE, config.batch_size - demo_batch_size),
+            (config_lib.DEMO_TABLE, demo_batch_size)))
+    dataset = tf.data.Dataset.zip((task, demo)).map(
+        lambda task, demo: tree.map_structure(
+            lambda x, y: tf.concat([x, y], axis=0), task, demo))
     dataset = dataset.prefetch(config.prefetch_size)
     return iter(dataset)
+
+  def demo_batch_size(self) -> int:
+    """Demo items per task-learner batch: `demo_ratio` of it, at least 1."""
+    config = self._config
+    return min(max(1, round(config.demo_ratio * config.batch_size)),
+               config.batch_size - 1)
 
   def make_imitation_dataset_iterator(
       self, replay_client: reverb.Client) -> Iterator[reverb.ReplaySample]:

@@ -114,10 +114,10 @@ class MetaMimicConfig(d4pg_agent.D4PGConfig):
   # Not adopted on the CPU preset: worse in docs/fidelity.md, screen 4.
   observation_normalization: bool = False
   # D4PGfD: the share of each task-learner batch drawn from the demo table
-  # (`MetaMimicBuilder.make_task_dataset_iterator`, the mixing of Acme's DQfD
-  # agent). The paper gives none; Vecerik et al. (2017) keep the demos in
-  # the replay for good and raise their priorities instead. 0.25 is not
-  # tuned. Only the d4pgfd baseline reads it.
+  # (`MetaMimicBuilder.make_task_dataset_iterator`: 16 of 64 items). The
+  # paper gives none; Vecerik et al. (2017) keep the demos in the replay for
+  # good and raise their priorities instead. 0.25 is not tuned. Only the
+  # d4pgfd baseline reads it.
   demo_ratio: float = 0.25
   reward_body_key: str = 'body'
   reward_scene_key: Optional[str] = None

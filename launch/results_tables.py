@@ -185,7 +185,7 @@ TABLES = (
     Table(
         name='final_60min_task_policy',
         runs=('final_60min/armM_seed*', 'final_60min/armD_seed*',
-              'final_60min/armF_seed*'),
+              'final_60min/armE_seed*', 'final_60min/armF_seed*'),
         columns=(
             _RUN,
             _col('agent', 'summary.baseline', fmt='{}'),
