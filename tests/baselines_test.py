@@ -87,8 +87,8 @@ def test_insert_demonstrations_into_demo_table():
 def test_demos_outlive_a_full_task_table_and_fill_demo_ratio_of_batches():
   """What the FIFO task table did to D4PGfD's demos cannot happen again.
 
-  The task table (10 items) takes 200 actor transitions and evicts all but
-  the last 10; the demo table still holds every demo item, and the task
+  The task table (10 items) takes 220 actor items (20 episodes of 10 steps)
+  and evicts all but the last 10; the demo table still holds every demo item, and the task
   learner's batches draw `demo_ratio` of their items from it.
   """
   spec = _spec()
@@ -101,7 +101,7 @@ def test_demos_outlive_a_full_task_table_and_fill_demo_ratio_of_batches():
   baselines.insert_demonstrations(demos, builder.make_demo_adder(client))
   actor_adder = builder.make_adder(client)
   actor_action = np.full((1,), -0.5, np.float32)
-  for episode in range(20):
+  for _ in range(20):
     actor_adder.add_first(dm_env.restart({'body': np.zeros(2, np.float32)}))
     for t in range(10):
       step = dm_env.truncation if t == 9 else dm_env.transition
