@@ -282,8 +282,10 @@ class DistributedMetaMimic:
 
   def replay_estimate(self) -> replay_memory.ReplayEstimate:
     """The replay node's memory at capacity (see `replay_memory`)."""
-    return replay_memory.estimate(self._environment_spec, self._config,
-                                  imitation_table=self._baseline.imitation)
+    return replay_memory.estimate(
+        self._environment_spec, self._config,
+        imitation_table=self._baseline.imitation,
+        demo_table=self._baseline.demo_transitions)
 
   # Nodes.
 

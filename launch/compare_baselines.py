@@ -140,6 +140,7 @@ def run_agent(name, root, demos, num_demos, preset, subset_of=None):
     # run_local records the demo sets if they are missing (first agent only).
     run([sys.executable, os.path.join(LAUNCH, 'run_local.py'),
          f'--workdir={workdir}', f'--baseline={name}', f'--seed={_SEED.value}',
+         f'--demo_seed={_SEED.value}',
          f'--max_seconds={_MAX_SECONDS.value}', '--make_demos=true',
          f'--num_demos={subset_of or num_demos}',
          f'--num_validation_demos={_NUM_VALIDATION_DEMOS.value}',

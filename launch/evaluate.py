@@ -107,7 +107,7 @@ def main(argv):
       evaluation.TASK_LEARNER in source['learner_steps'])
   results = dict(source=source, preset=preset, network_overrides=overrides,
                  early_termination=_EARLY_TERMINATION.value, metrics={},
-                 episodes={})
+                 episodes={}, demos={})
   split_metrics = {}
   for split, path in (('validation', _VALIDATION_DEMOS.value),
                       ('train', _DEMOS.value)):
@@ -118,6 +118,11 @@ def main(argv):
                      demo_success=bool(d.success),
                      demo_frames_to_stack=evaluation.frames_to_stack(d.rewards))
                 for d in demos]
+    # Which set it was: demo sets recorded with different seeds once hid
+    # behind the same path (run_local --demo_seed).
+    results['demos'][split] = dict(
+        path=os.path.abspath(path),
+        **{key: demos.metadata.get(key) for key in ('style', 'seed', 'count')})
     if evaluate_imitation:
       imitation, rollouts = evaluation.evaluate_imitation(
           environment, imitation_policy, builder, demos)

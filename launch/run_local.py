@@ -55,6 +55,10 @@ _NUM_DEMOS = flags.DEFINE_integer('num_demos', 20,
                                   'Training demos to record if missing.')
 _NUM_VALIDATION_DEMOS = flags.DEFINE_integer(
     'num_validation_demos', 10, 'Validation demos to record if missing.')
+_DEMO_SEED = flags.DEFINE_integer(
+    'demo_seed', 0, 'Seed of the demo sets recorded when missing (the '
+    'held-out set\'s: this + 10,000). Kept apart from --seed, so that every '
+    'training seed trains on and is evaluated with the same demos.')
 _MAX_TRAIN_DEMOS = flags.DEFINE_integer(
     'max_train_demos', None, 'Train on the first this many demos of --demos '
     '(default: all of them).')
@@ -170,6 +174,7 @@ def check_flags():
     if not os.path.isdir(flag.value) and not _MAKE_DEMOS.value:
       raise app.UsageError(f'--{flag.name}={flag.value} does not exist (pass '
                            '--make_demos to record it).')
+  check_recorded_demos()
   min_replay_size = config_lib.features_config(
       **config_overrides()).min_replay_size
   if (_MAX_REPLAY_SIZE.value is not None and
@@ -182,6 +187,43 @@ def check_flags():
                          'a positive count (or leave it unset for all demos).')
 
 
+def demo_sets():
+  """(flag, style, seed, count) of the training and the held-out demo set."""
+  return ((_DEMOS, 'A', _DEMO_SEED.value, _NUM_DEMOS.value),
+          (_VALIDATION_DEMOS, 'B', _DEMO_SEED.value + 10_000,
+           _NUM_VALIDATION_DEMOS.value))
+
+
+def check_recorded_demos():
+  """Refuses a demo set that --make_demos would have recorded otherwise.
+
+  With --make_demos, a demo directory is where this script keeps what it
+  records, so one recorded with another style or seed is stale: until
+  --demo_seed existed, the sets under data/ took the seed of whichever
+  run found them missing, and two machines trained on different demos
+  under the same command (docs/fidelity.md). Without --make_demos the sets
+  are the user's own and are taken as they are.
+  """
+  if not _MAKE_DEMOS.value:
+    return
+  for flag, style, seed, _ in demo_sets():
+    if not os.path.isdir(flag.value):
+      continue
+    try:
+      metadata = dataset.read_metadata(flag.value)
+    except dataset.DemonstrationError as e:
+      raise app.UsageError(str(e)) from e
+    path = os.path.join(flag.value, dataset.METADATA_FILE)
+    for field, expected in (('style', style), ('seed', seed)):
+      if field in metadata and metadata[field] != expected:
+        raise app.UsageError(
+            f'{path}: {field} {metadata[field]!r}, but this run records '
+            f'--{flag.name} with style {style} and seed {seed} '
+            f'(--demo_seed={_DEMO_SEED.value}). Pass the --demo_seed it was '
+            f'recorded with, another --{flag.name} directory, or '
+            '--make_demos=false to use it as it is.')
+
+
 def ensure_demos():
   """Records the demo sets that are missing; validates every episode of both.
 
@@ -191,10 +233,8 @@ def ensure_demos():
   its file and field rather than an error in a node after the program has
   started.
   """
-  for path, style, count, seed in (
-      (_DEMOS.value, 'A', _NUM_DEMOS.value, _SEED.value),
-      (_VALIDATION_DEMOS.value, 'B', _NUM_VALIDATION_DEMOS.value,
-       _SEED.value + 10_000)):
+  for flag, style, seed, count in demo_sets():
+    path = flag.value
     if not os.path.isdir(path):
       print(f'[metamimic] recording {count} style-{style} demos -> {path}',
             flush=True)

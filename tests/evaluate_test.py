@@ -98,7 +98,9 @@ def comparison(tmp_path_factory):
   demos = {split: str(root / f'demos_{split}') for split in SPLITS}
   recording.record_demonstrations('A', 1, PRESET, 0, demos['train'],
                                   progress=False)
-  recording.record_demonstrations('B', 1, PRESET, 1, demos['validation'],
+  # The seeds run_local records with (compare_baselines' --seed 0 is its
+  # --demo_seed), so that it takes these sets as its own.
+  recording.record_demonstrations('B', 1, PRESET, 10_000, demos['validation'],
                                   progress=False)
   workdir = root / 'metamimic'
   workdir.mkdir()
@@ -138,6 +140,10 @@ def test_evaluate_scores_the_trained_checkpoints(comparison):
     metadata = _read_json(os.path.join(comparison['demos'][split],
                                        'metadata.json'))
     demo_steps = metadata['episode_lengths'][0] - 1  # Frames: T + 1.
+    # The sets are named with what they were recorded from.
+    assert evaluation_json['demos'][split] == dict(
+        path=comparison['demos'][split], style=metadata['style'],
+        seed=metadata['seed'], count=1)
     (episode,) = evaluation_json['episodes'][split]
     assert episode['demo_id'] == 0 and episode['demo_steps'] == demo_steps
     # Without early termination the imitation policy follows the whole demo.

@@ -207,3 +207,28 @@ def test_run_local_rejects_more_training_demos_than_the_set_holds(
   assert result.returncode != 0
   assert (f'--max_train_demos=5, but {demo_dir} holds only 3 demos.' in
           result.stderr), result.stderr[-2000:]
+
+
+@pytest.mark.parametrize('flags,expected', [
+    # data/ once held the seed-1 sets of whichever run found it empty.
+    (['--demo_seed=1'], "metadata.json: seed 0, but this run records --demos "
+                        'with style A and seed 1 (--demo_seed=1).'),
+    # A style-A set where the held-out style-B set belongs.
+    (['--validation_demos={demos}'],
+     "metadata.json: style 'A', but this run records --validation_demos with "
+     'style B and seed 10000 (--demo_seed=0).'),
+])
+def test_run_local_refuses_a_demo_set_it_would_record_otherwise(
+    demo_dir, tmp_path, flags, expected):
+  workdir, validation = tmp_path / 'workdir', tmp_path / 'validation'
+  result = subprocess.run(
+      [sys.executable, os.path.join(ROOT, 'launch', 'run_local.py'),
+       f'--workdir={workdir}', f'--demos={demo_dir}',
+       f'--validation_demos={validation}',
+       *[flag.format(demos=demo_dir) for flag in flags]],
+      cwd=ROOT, capture_output=True, text=True, timeout=300)
+  assert result.returncode != 0
+  assert expected in result.stderr, result.stderr[-2000:]
+  assert '--make_demos=false to use it as it is' in result.stderr
+  # Refused before the workdir was made or a demo recorded.
+  assert not workdir.exists() and not validation.exists()

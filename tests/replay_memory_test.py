@@ -65,6 +65,12 @@ def test_estimate_counts_both_tables_at_capacity(features_spec):
   assert task_only.table_bytes == {
       config_lib.TASK_TABLE:
           1000 * replay_memory.stored_step_bytes(features_spec, False)}
+  # D4PGfD: its demo table, of task items, at the same capacity.
+  with_demos = replay_memory.estimate(features_spec, config,
+                                      imitation_table=False, demo_table=True)
+  assert with_demos.table_bytes == {
+      name: task_only.table_bytes[config_lib.TASK_TABLE]
+      for name in (config_lib.TASK_TABLE, config_lib.DEMO_TABLE)}
 
 
 def test_too_large_a_replay_is_refused_with_both_figures_and_the_flag(

@@ -4,7 +4,9 @@
 #   bash docs/results/screen.sh SCREEN ARM SEED [run_local flags...]
 #
 # Trains the main job's set-up (features preset, demo curriculum, 360 s, the
-# 20 training and 10 held-out demos recorded with seed 0 under data/) with
+# 20 training and 10 held-out demos recorded with seed 0 under data/; with a
+# --demo_seed=N flag, N != 0, the sets recorded with that seed under
+# data/demos_*_features_seedN) with
 # --seed=SEED and the extra flags (the arm's one change), in the workdir
 # /tmp/screens/SCREEN/armARM_seedSEED; evaluates it with launch/evaluate.py
 # (greedy, every demo once from its first frame); and copies what the tables
@@ -19,14 +21,19 @@ export MUJOCO_GL=${MUJOCO_GL:-egl} TF_CPP_MIN_LOG_LEVEL=2
 name=arm${arm}_seed${seed}
 workdir=/tmp/screens/$screen/$name
 out=docs/results/$screen/$name
+suffix=
+for flag in "$@"; do
+  case $flag in --demo_seed=0) ;; --demo_seed=*) suffix=_seed${flag#*=} ;; esac
+done
+train_demos=data/demos_train_features$suffix
+validation_demos=data/demos_validation_features$suffix
 mkdir -p "$(dirname "$workdir")"
 .venv/bin/python launch/run_local.py --demo_curriculum --max_seconds=360 \
-  --seed="$seed" --demos=data/demos_train_features \
-  --validation_demos=data/demos_validation_features \
+  --seed="$seed" --demos="$train_demos" \
+  --validation_demos="$validation_demos" \
   --workdir="$workdir" "$@"
 .venv/bin/python launch/evaluate.py --workdir="$workdir" \
-  --demos=data/demos_train_features \
-  --validation_demos=data/demos_validation_features \
+  --demos="$train_demos" --validation_demos="$validation_demos" \
   --output="$workdir/evaluation.json"
 mkdir -p "$out"
 cp "$workdir"/{summary.json,run.json,evaluation.json} "$out"/
