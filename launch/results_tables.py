@@ -217,7 +217,8 @@ TABLES = (
 # relative to docs/results, in order). Task-policy rates are from the
 # held-out demos' start states.
 FIDELITY_RUNS = ('final_60min/arm*_seed*', 'screen_normalization/arm*_seed*',
-                 'screen_feature_scale/arm*_seed*', 'screen_sigma/arm*_seed*')
+                 'screen_feature_scale/arm*_seed*', 'screen_sigma/arm*_seed*',
+                 'screen_levers/arm*_seed*')
 FIDELITY_FILE = 'fidelity.json'
 
 
