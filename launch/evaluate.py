@@ -32,6 +32,7 @@ from acme_metamimic import builder as builder_lib
 from acme_metamimic import config as config_lib
 from acme_metamimic import evaluation
 from acme_metamimic import presets
+from acme_metamimic.demonstrations import dataset
 
 _WORKDIR = flags.DEFINE_string(
     'workdir', None, 'run_local workdir with learner checkpoints; omit to '
@@ -120,9 +121,10 @@ def main(argv):
                 for d in demos]
     # Which set it was: demo sets recorded with different seeds once hid
     # behind the same path (run_local --demo_seed).
+    metadata = dataset.read_metadata(path)
     results['demos'][split] = dict(
         path=os.path.abspath(path),
-        **{key: demos.metadata.get(key) for key in ('style', 'seed', 'count')})
+        **{key: metadata.get(key) for key in ('style', 'seed', 'count')})
     if evaluate_imitation:
       imitation, rollouts = evaluation.evaluate_imitation(
           environment, imitation_policy, builder, demos)
