@@ -4,10 +4,10 @@
 #   bash docs/results/screen.sh SCREEN ARM SEED [run_local flags...]
 #
 # Trains the main job's set-up (features preset, demo curriculum, 360 s, the
-# 20 training and 10 held-out demos recorded with seed 0 under data/; with a
-# --demo_seed=N flag, N != 0, the sets recorded with that seed under
-# data/demos_*_features_seedN) with
-# --seed=SEED and the extra flags (the arm's one change), in the workdir
+# 20 training and 10 held-out demos committed under data/, seeds 0 and
+# 10,000; with a --demo_seed=N flag, N != 0, the sets recorded with that
+# seed under data/demos_*_features_seedN) with --seed=SEED and the extra
+# flags (the arm's one change), in the workdir
 # /tmp/screens/SCREEN/armARM_seedSEED; evaluates it with launch/evaluate.py
 # (greedy, every demo once from its first frame); and copies what the tables
 # and curves read (summary.json, run.json, evaluation.json, logs/*/logs.csv)
