@@ -88,8 +88,9 @@ def test_demos_outlive_a_full_task_table_and_fill_demo_ratio_of_batches():
   """What the FIFO task table did to D4PGfD's demos cannot happen again.
 
   The task table (10 items) takes 220 actor items (20 episodes of 10 steps)
-  and evicts all but the last 10; the demo table still holds every demo item, and the task
-  learner's batches draw `demo_ratio` of their items from it.
+  and evicts all but the last 10; the demo table still holds every demo
+  item, and the task learner's batches draw `demo_ratio` of their items
+  from it.
   """
   spec = _spec()
   builder = builder_lib.MetaMimicBuilder(config_lib.features_config(
