@@ -218,7 +218,7 @@ TABLES = (
 # held-out demos' start states.
 FIDELITY_RUNS = ('final_60min/arm*_seed*', 'screen_normalization/arm*_seed*',
                  'screen_feature_scale/arm*_seed*', 'screen_sigma/arm*_seed*',
-                 'screen_levers/arm*_seed*')
+                 'screen_levers/arm*_seed*', 'screen_cutoff/arm*_seed*')
 FIDELITY_FILE = 'fidelity.json'
 
 
