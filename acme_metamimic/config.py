@@ -179,6 +179,9 @@ def features_config(**overrides) -> MetaMimicConfig:
   untrained policy within a step or two.
   """
   values = dict(
+      # Cutoff 0.5: cutoffs 1.0 and 2.0 follow the demos no better, and no
+      # early termination or the hand-to-target rule at 5 cm far worse
+      # (docs/fidelity.md, screens 7 and 8).
       early_termination='reward',
       # 3 imitation actors on 2 cores: better imitation of held-out and
       # training demos than 1, 2 or 4 on both seeds of the main job's 360 s
