@@ -185,7 +185,9 @@ TABLES = (
     Table(
         name='final_60min_task_policy',
         runs=('final_60min/armM_seed*', 'final_60min/armD_seed*',
-              'final_60min/armE_seed*', 'final_60min/armF_seed*'),
+              'final_60min/armE_seed*', 'final_60min/armF_seed*',
+              'final_60min_committed/armM_seed*',
+              'final_60min_committed/armD_seed*'),
         columns=(
             _RUN,
             _col('agent', 'summary.baseline', fmt='{}'),
@@ -216,9 +218,11 @@ TABLES = (
 # object per run, from the stored runs matching these globs (directories
 # relative to docs/results, in order). Task-policy rates are from the
 # held-out demos' start states.
-FIDELITY_RUNS = ('final_60min/arm*_seed*', 'screen_normalization/arm*_seed*',
+FIDELITY_RUNS = ('final_60min/arm*_seed*', 'final_60min_committed/arm*_seed*',
+                 'screen_normalization/arm*_seed*',
                  'screen_feature_scale/arm*_seed*', 'screen_sigma/arm*_seed*',
-                 'screen_levers/arm*_seed*', 'screen_cutoff/arm*_seed*')
+                 'screen_levers/arm*_seed*', 'screen_cutoff/arm*_seed*',
+                 'screen_replay/arm*_seed*')
 FIDELITY_FILE = 'fidelity.json'
 
 
