@@ -186,8 +186,7 @@ TABLES = (
         name='final_60min_task_policy',
         runs=('final_60min/armM_seed*', 'final_60min/armD_seed*',
               'final_60min/armE_seed*', 'final_60min/armF_seed*',
-              'final_60min_committed/armM_seed*',
-              'final_60min_committed/armD_seed*'),
+              'final_60min_committed/arm*_seed*'),
         columns=(
             _RUN,
             _col('agent', 'summary.baseline', fmt='{}'),
