@@ -302,13 +302,25 @@ class DistributedMetaMimic:
     return reverb.checkpointers.DefaultCheckpointer(
         os.path.join(self._workdir, 'replay'))
 
+  def _steps_keys(self) -> Tuple[str, ...]:
+    """The counter keys of this program's learners' step counts."""
+    return (('imitation_learner_steps', 'task_learner_steps')
+            if self._baseline.imitation else ('task_learner_steps',))
+
   def counter(self):
     end_with_launcher()
-    return counter_checkpoint.CounterCheckpointingRunner(
+    runner = counter_checkpoint.CounterCheckpointingRunner(
         counter_checkpoint.CheckpointedCounter(), key='counter',
         subdirectory='counter',
         directory=self._workdir, add_uid=False,
         time_delta_minutes=self._checkpoint_minutes)
+    # Every learner's step count exists from the start, at 0 (a resumed
+    # run's restored counts are kept). Acme's CSVLogger fixes a log's
+    # columns at its first row, and an evaluator's first episode ends before
+    # the learners' first step: without this, its CSV never holds their
+    # counts and report.py plots against evaluator env steps.
+    runner.increment(**{key: 0 for key in self._steps_keys()})
+    return runner
 
   def _learner(self, label: str, goal_conditioned: bool,
                replay: reverb.Client, counter: counting.Counter):
@@ -453,8 +465,7 @@ class DistributedMetaMimic:
     return Coordinator(
         counter, replay, self._workdir, self._max_learner_steps,
         self._max_seconds,
-        steps_keys=(('imitation_learner_steps', 'task_learner_steps')
-                    if self._baseline.imitation else ('task_learner_steps',)),
+        steps_keys=self._steps_keys(),
         baseline=self._baseline.name)
 
   def build(self, name: str = 'metamimic') -> lp.Program:

@@ -12,6 +12,20 @@ from acme_metamimic import counter_checkpoint
 from acme_metamimic import presets
 
 
+def _program(workdir: str, baseline: str
+             ) -> agent_distributed.DistributedMetaMimic:
+  """A features-preset program definition whose nodes checkpoint at once."""
+  config = config_lib.features_config()
+  return agent_distributed.DistributedMetaMimic(
+      environment_factory=functools.partial(presets.make_environment,
+                                            'features'),
+      network_factory=functools.partial(presets.make_networks, 'features',
+                                        config),
+      demonstrations_factory=lambda split: [], config=config,
+      workdir=workdir, baseline=baselines.get(baseline),
+      demo_transitions_factory=lambda: [], checkpoint_minutes=0)
+
+
 def test_counter_round_trips_beside_a_variable(tmp_path, traced_functions):
   counter = counting.Counter()
   variable = tf.Variable(tf.range(3, dtype=tf.float32))
@@ -36,19 +50,22 @@ def test_counter_round_trips_beside_a_variable(tmp_path, traced_functions):
 
 def test_counter_node_resumes_its_counts_and_traces_no_save(
     tmp_path, traced_functions):
-  config = config_lib.features_config()
-  definition = agent_distributed.DistributedMetaMimic(
-      environment_factory=functools.partial(presets.make_environment,
-                                            'features'),
-      network_factory=functools.partial(presets.make_networks, 'features',
-                                        config),
-      demonstrations_factory=lambda split: [], config=config,
-      workdir=str(tmp_path), baseline=baselines.get('metamimic'),
-      demo_transitions_factory=lambda: [], checkpoint_minutes=0)
+  definition = _program(str(tmp_path), 'metamimic')
   node = definition.counter()  # As the program's counter node.
   for _ in range(7):
     node.increment(imitation_learner_steps=4)
     node.checkpoint()  # Saves (the period is 0 minutes).
   assert not [name for name in traced_functions if 'Saver' in name], (
       traced_functions)
-  assert definition.counter().get_counts() == {'imitation_learner_steps': 28}
+  # The learners' counts start at 0 (evaluator logs fix their columns at the
+  # first row); restored ones are kept.
+  assert definition.counter().get_counts() == {'imitation_learner_steps': 28,
+                                               'task_learner_steps': 0}
+
+
+def test_counter_node_starts_with_each_learners_count(tmp_path):
+  for baseline, counts in (
+      ('metamimic', {'imitation_learner_steps': 0, 'task_learner_steps': 0}),
+      ('d4pg', {'task_learner_steps': 0})):
+    definition = _program(str(tmp_path / baseline), baseline)
+    assert definition.counter().get_counts() == counts, baseline

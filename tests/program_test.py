@@ -158,7 +158,13 @@ def test_program_survives_every_kill_and_resumes(tmp_path, demo_dirs):
   # The task table holds imitation *and* task experience.
   assert sizes['task'] > sizes['imitation'] > 0
   for kind in ('imitation_validation', 'imitation_train', 'task'):
-    assert _log_rows(workdir, f'evaluator_{kind}'), kind
+    rows = _log_rows(workdir, f'evaluator_{kind}')
+    assert rows, kind
+    # The columns are fixed at the first row, logged before any learner
+    # step: it still holds the learner's count (report.py's x axis).
+    learner = ('task_learner_steps' if kind == 'task'
+               else 'imitation_learner_steps')
+    assert learner in rows[0], (kind, rows[0])
   assert '=== MetaMimic summary ===' in output
   # The killed actor's CPU time went with it: it has no share.
   assert 'imitation_actor' not in summary['cpu_seconds'], summary['cpu_seconds']

@@ -2,7 +2,8 @@
 
 `ImitationEnvironment` wraps any environment whose physics state can be set.
 Each episode it samples a demonstration, starts the simulator at the demo's first
-physics state (or, with the demo curriculum, at a random one of its first 300),
+physics state (or, with the demo curriculum, at a random one of its first
+`curriculum_max_step`: the paper's 300, the features preset's 100),
 and exposes the demo's next frame as the goal:
 
     observation_t = {'observation': o_t, 'goal': d_{t+1}}
