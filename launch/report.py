@@ -28,8 +28,10 @@ CSVLogger columns):
 The x axis is the learner step count logged with each evaluator row
 (`imitation_learner_steps` / `task_learner_steps`), falling back to the
 evaluator's own `<label>_steps` when the CSV has no learner column (Acme's
-CSVLogger fixes its columns at the first row, which an evaluator may write
-before the learner's first step); the axis label names the column used.
+CSVLogger fixes its columns at the first row, which an evaluator writes
+before the learner's first step; since the counter node starts every
+learner's count at 0, new runs always have it, and older stored runs do
+not); the axis label names the column used.
 
 --video renders one held-out demo (its recorded physics states) next to the
 greedy imitation policy following it and the greedy task policy started from
