@@ -15,7 +15,7 @@ from acme_metamimic import presets
 def _program(workdir: str, baseline: str
              ) -> agent_distributed.DistributedMetaMimic:
   """A features-preset program definition whose nodes checkpoint at once."""
-  config = config_lib.features_config()
+  config = baselines.get(baseline).apply(config_lib.features_config())
   return agent_distributed.DistributedMetaMimic(
       environment_factory=functools.partial(presets.make_environment,
                                             'features'),
