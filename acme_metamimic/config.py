@@ -194,7 +194,8 @@ def features_config(**overrides) -> MetaMimicConfig:
       # all three seeds and both splits (docs/fidelity.md, screen 9); at 60
       # minutes, seed 0, level: held out 1.21 against 1.14, training demos
       # 1.61 against 1.74 ("On the committed demo sets"). A small lever at
-      # most: screen 10's control, this range at 400 s, scored 0.74.
+      # most: screen 10's control, this range at 400 s, scored 0.74 held out
+      # (screen 9's 300: 0.70), and 50 frames did worse there.
       curriculum_max_step=100,
       max_replay_size=100_000,
       min_replay_size=500,
