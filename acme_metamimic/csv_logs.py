@@ -9,13 +9,22 @@ from typing import Dict, List
 
 
 def read_csv_log(workdir: str, label: str) -> List[Dict[str, float]]:
-  """Numeric columns of <workdir>/logs/<label>/logs.csv (empty if missing)."""
+  """Numeric columns of <workdir>/logs/<label>/logs.csv (empty if missing).
+
+  A node group's processes (the imitation actors) share one log. Acme's
+  CSVLogger writes the header when its own file position is 0, and each
+  opens the file before its first row, so two that start together both
+  write one: a 60-minute run's imitation actor log held the header at lines
+  1 and 3. Such repeated header rows are skipped, not read as empty rows.
+  """
   path = os.path.join(workdir, 'logs', label, 'logs.csv')
   if not os.path.exists(path):
     return []
   rows = []
   with open(path) as f:
     for row in csv.DictReader(f):
+      if all(key == value for key, value in row.items()):
+        continue
       values = {}
       for key, value in row.items():
         try:
