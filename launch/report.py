@@ -26,12 +26,12 @@ CSVLogger columns):
       evaluate.py's <workdir>/evaluation.json.
 
 The x axis is the learner step count logged with each evaluator row
-(`imitation_learner_steps` / `task_learner_steps`), falling back to the
-evaluator's own `<label>_steps` when the CSV has no learner column (Acme's
-CSVLogger fixes its columns at the first row, which an evaluator writes
-before the learner's first step; since the counter node starts every
-learner's count at 0, new runs always have it, and older stored runs do
-not); the axis label names the column used.
+(`imitation_learner_steps` / `task_learner_steps`). Where one run's CSV has
+no learner column, every run of that figure falls back to the evaluator's
+own `<label>_steps` (Acme's CSVLogger fixes its columns at the first row,
+which an evaluator writes before the learner's first step; since the
+counter node starts every learner's count at 0, new runs always have it,
+and older stored runs do not); the axis label names the column used.
 
 --video renders one held-out demo (its recorded physics states) next to the
 greedy imitation policy following it and the greedy task policy started from
@@ -160,11 +160,21 @@ def _plot(axis, runs: Dict[str, List[str]], label: str, column: str,
   return used
 
 
-def _x_keys(label: str) -> Tuple[str, str]:
-  """Learner steps if the evaluator's CSV has them, else its own steps."""
+def _x_keys(label: str, runs: Dict[str, List[str]]) -> Tuple[str, ...]:
+  """Learner steps if every run's evaluator CSV has them, else its own steps.
+
+  One column for every run of a figure: logs written before the evaluators
+  carried learner steps from their first row have only evaluator env steps,
+  and a figure that put those beside learner-step curves (or averaged seeds
+  across the two) would compare different axes.
+  """
   learner = ('task_learner_steps' if label == 'evaluator_task'
              else 'imitation_learner_steps')
-  return learner, f'{label}_steps'
+  logs = [csv_logs.read_csv_log(workdir, label)
+          for workdirs in runs.values() for workdir in workdirs]
+  if all(learner in rows[0] for rows in logs if rows):
+    return learner, f'{label}_steps'
+  return (f'{label}_steps',)
 
 
 def _x_label(names: set) -> str:
@@ -174,7 +184,7 @@ def _x_label(names: set) -> str:
   if learner == names:
     return ' / '.join(sorted(n.replace('_', ' ') for n in names))
   if not learner:
-    return 'evaluator env steps (logs have no learner-step column)'
+    return 'evaluator env steps (not every log has a learner-step column)'
   return 'learner steps or evaluator env steps (mixed)'
 
 
@@ -190,8 +200,8 @@ def figure5(runs: Dict[str, List[str]], path: str, smooth: int) -> str:
     for label, style, suffix in (('evaluator_imitation_validation', '-',
                                   ' held-out'),
                                  ('evaluator_imitation_train', '--', ' train')):
-      x_names |= _plot(axis, runs, label, column, _x_keys(label), smooth,
-                       style, suffix, colors)
+      x_names |= _plot(axis, runs, label, column, _x_keys(label, runs),
+                       smooth, style, suffix, colors)
     axis.set_title(title)
     axis.set_xlabel(_x_label(x_names))
     axis.legend(fontsize=7)
@@ -204,7 +214,7 @@ def figure6(runs: Dict[str, List[str]], path: str, smooth: int) -> str:
   fig, axis = plt.subplots(figsize=(6, 4))
   label = 'evaluator_imitation_validation'
   axis.set_xlabel(_x_label(_plot(axis, runs, label, 'imitation_return',
-                                 _x_keys(label), smooth)))
+                                 _x_keys(label, runs), smooth)))
   axis.set_ylabel('held-out imitation return')
   axis.set_title('Fig. 6: network ablation')
   axis.legend(fontsize=7)
@@ -215,7 +225,8 @@ def figure8(runs: Dict[str, List[str]], path: str, smooth: int) -> str:
   """Greedy task policy return per agent."""
   fig, axis = plt.subplots(figsize=(6, 4))
   axis.set_xlabel(_x_label(_plot(axis, runs, 'evaluator_task',
-                                 'episode_return', _x_keys('evaluator_task'),
+                                 'episode_return',
+                                 _x_keys('evaluator_task', runs),
                                  smooth)))
   axis.set_ylabel('task return (greedy task policy)')
   axis.set_title('Fig. 8: task policies vs baselines')

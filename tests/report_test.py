@@ -185,6 +185,30 @@ def test_figures_plot_the_logged_values(runs, tmp_path, monkeypatch):
     np.testing.assert_allclose(y, x / 500. + 0.15, atol=1e-12)
 
 
+def test_old_logs_put_every_run_on_evaluator_steps(runs, tmp_path,
+                                                   monkeypatch):
+  """A log without learner steps (before the counter started them at 0) puts
+  every curve of the figure on evaluator env steps, not a mixed axis."""
+  report = _load_report()
+  figures = _figures(report, monkeypatch)
+  label = 'evaluator_task'
+  old_run = str(tmp_path / 'old')
+  with open(os.path.join(runs[0], 'logs', label, 'logs.csv')) as f:
+    rows = [{k: v for k, v in row.items() if k != 'task_learner_steps'}
+            for row in csv.DictReader(f)]
+  _write_log(old_run, label, rows)
+  report.figure8({'new': [runs[1]], 'old': [old_run]},
+                 str(tmp_path / 'fig8.png'), smooth=1)
+  (axis,) = figures['fig8.png'].axes
+  assert axis.get_xlabel() == (
+      'evaluator env steps (not every log has a learner-step column)')
+  lines = {line.get_label(): line for line in axis.get_lines()}
+  steps = _logged(runs[1], label, 'evaluator_task_steps')
+  for name in ('new (n=1)', 'old (n=1)'):
+    x, _ = lines[name].get_data()
+    assert x[0] == steps[0] and x[-1] == steps[-1]
+
+
 def test_video_gif_from_demo_with_untrained_policies(tmp_path):
   from acme_metamimic.demonstrations import recording
   demos = recording.record_demonstrations(
