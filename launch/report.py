@@ -173,7 +173,7 @@ def _x_keys(label: str, runs: Dict[str, List[str]]) -> Tuple[str, ...]:
   logs = [csv_logs.read_csv_log(workdir, label)
           for workdirs in runs.values() for workdir in workdirs]
   if all(learner in rows[0] for rows in logs if rows):
-    return learner, f'{label}_steps'
+    return (learner,)
   return (f'{label}_steps',)
 
 
