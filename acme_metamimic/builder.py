@@ -198,7 +198,9 @@ class MetaMimicBuilder(d4pg_agent.D4PGBuilder):
     return rewards.EarlyTermination(
         mode=mode or config.early_termination,
         cutoff=config.early_termination_cutoff,
-        threshold=config.hand_to_target_threshold)
+        threshold=config.hand_to_target_threshold,
+        final_cutoff=config.early_termination_final_cutoff,
+        cutoff_schedule_steps=config.early_termination_schedule_steps)
 
   def make_imitation_adder(self,
                            replay_client: reverb.Client) -> acme_adders.Adder:

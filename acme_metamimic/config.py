@@ -57,6 +57,13 @@ class MetaMimicConfig(d4pg_agent.D4PGConfig):
   early_termination: str = 'hand_to_target'
   early_termination_cutoff: float = 0.5
   hand_to_target_threshold: float = 0.01
+  # Not in the paper: a schedule for the 'reward' cutoff. With a final cutoff
+  # it moves linearly from early_termination_cutoff to this over each
+  # imitation actor's first early_termination_schedule_steps env steps
+  # (`rewards.EarlyTermination`); None: the constant cutoff, as in the paper.
+  # The clock is the actor process's own: a resumed run starts it over.
+  early_termination_final_cutoff: Optional[float] = None
+  early_termination_schedule_steps: int = 0
   beta_image: float = 15.
   beta_body: float = 2.
   num_imitation_actors: int = 256
@@ -135,6 +142,17 @@ class MetaMimicConfig(d4pg_agent.D4PGConfig):
     _check_choice('task_sampler', self.task_sampler, SAMPLERS)
     _check_choice('imitation_remover', self.imitation_remover, REMOVERS)
     _check_choice('task_remover', self.task_remover, REMOVERS)
+    if self.early_termination_final_cutoff is not None:
+      if self.early_termination != 'reward':
+        raise ValueError(
+            'MetaMimicConfig.early_termination_final_cutoff schedules the '
+            "'reward' cutoff; early_termination is "
+            f'{self.early_termination!r}.')
+      if self.early_termination_schedule_steps < 1:
+        raise ValueError(
+            'MetaMimicConfig.early_termination_schedule_steps must be >= 1 '
+            'with a final cutoff, got '
+            f'{self.early_termination_schedule_steps}.')
     if self.vmax <= self.vmin:
       raise ValueError(f'vmax ({self.vmax}) must exceed vmin ({self.vmin}).')
     if self.priority_update_period < 1:

@@ -74,16 +74,43 @@ class EarlyTermination:
   below `cutoff` (0.5); 'hand_to_target' ends it when the L2 distance between
   the agent's and the demo's hand-to-target-brick vectors exceeds `threshold`
   (0.01 m); 'none' never ends it early.
+
+  With a `final_cutoff`, the 'reward' cutoff follows a schedule (not in the
+  paper): it moves linearly from `cutoff` to `final_cutoff` over an actor's
+  first `cutoff_schedule_steps` env steps, then stays there. A constant
+  stricter cutoff keeps episodes too short to learn from before the policy
+  tracks its demos at all (docs/fidelity.md, screens 7 and 8); a schedule
+  starts lenient and tightens once it does.
   """
 
   mode: str = 'reward'
   cutoff: float = 0.5
   threshold: float = 0.01
+  final_cutoff: Optional[float] = None
+  cutoff_schedule_steps: int = 0
+
+  def cutoff_at(self, env_steps: int) -> float:
+    """The 'reward' cutoff after an actor's first `env_steps` env steps."""
+    if self.final_cutoff is None:
+      return self.cutoff
+    if self.cutoff_schedule_steps <= 0:
+      return self.final_cutoff
+    fraction = min(env_steps / self.cutoff_schedule_steps, 1.)
+    return self.cutoff + fraction * (self.final_cutoff - self.cutoff)
 
   def __call__(self, observation: Observation, goal: Observation,
-               imitation_reward: float) -> bool:
+               imitation_reward: float, env_steps: int = 0) -> bool:
+    """Whether to end the episode at this step.
+
+    Args:
+      observation: the agent's observation after the step.
+      goal: the demo's frame it was to reach.
+      imitation_reward: eq. 2 for the step.
+      env_steps: the actor's env steps so far, this one included (the
+        cutoff schedule's clock).
+    """
     if self.mode == 'reward':
-      return imitation_reward < self.cutoff
+      return imitation_reward < self.cutoff_at(env_steps)
     if self.mode == 'hand_to_target':
       return np.sqrt(_squared_distance(observation, goal, HAND_TO_TARGET)) > (
           self.threshold)

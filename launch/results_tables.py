@@ -221,7 +221,8 @@ FIDELITY_RUNS = ('final_60min/arm*_seed*', 'final_60min_committed/arm*_seed*',
                  'screen_normalization/arm*_seed*',
                  'screen_feature_scale/arm*_seed*', 'screen_sigma/arm*_seed*',
                  'screen_levers/arm*_seed*', 'screen_cutoff/arm*_seed*',
-                 'screen_replay/arm*_seed*', 'screen_replay_ratio/arm*_seed*')
+                 'screen_replay/arm*_seed*', 'screen_replay_ratio/arm*_seed*',
+                 'screen_cutoff_schedule/arm*_seed*')
 FIDELITY_FILE = 'fidelity.json'
 
 

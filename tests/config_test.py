@@ -53,6 +53,19 @@ def test_bad_choices_name_the_field(field, value):
     config_lib.paper_config(**{field: value})
 
 
+@pytest.mark.parametrize('overrides,field', [
+    (dict(early_termination='hand_to_target',
+          early_termination_final_cutoff=2.0,
+          early_termination_schedule_steps=10), 'final_cutoff'),
+    (dict(early_termination='reward', early_termination_final_cutoff=2.0),
+     'schedule_steps'),
+])
+def test_cutoff_schedule_needs_the_reward_rule_and_a_length(overrides, field):
+  with pytest.raises(ValueError,
+                     match=f'MetaMimicConfig.early_termination_{field}'):
+    config_lib.paper_config(**overrides)
+
+
 def test_overrides_parse_each_field_type():
   overrides = config_lib.parse_overrides([
       'vmax=400', 'n_step=3', 'early_termination=none',

@@ -134,6 +134,43 @@ def test_early_termination_ends_imitation_but_only_truncates_the_task(
   assert im_env.episode_metrics['early_terminated'] == 1.
 
 
+def test_cutoff_schedule_runs_on_the_environments_steps_across_episodes(
+    env, demos):
+  demo = demos[0]
+  drifting = _drifting_actions(demo, exact_steps=5)
+  builder, free_env = _imitation_env(env, demos, early_termination='none')
+  rewards, _ = _rewards_and_hand_errors(builder, free_env, demo, drifting)
+  final_cutoff = float(rewards[8] + rewards[7]) / 2
+  assert int(np.flatnonzero(rewards < final_cutoff)[0]) + 1 == 9
+  # The cutoff starts at 0 (nothing ends) and reaches `final_cutoff` after
+  # NUM_STEPS env steps: exactly one episode that follows the demo's actions.
+  _, im_env = _imitation_env(
+      env, demos, early_termination='reward', early_termination_cutoff=0.,
+      early_termination_final_cutoff=final_cutoff,
+      early_termination_schedule_steps=NUM_STEPS)
+  im_env.reset_to_demo(demo)
+  steps = _rollout(im_env, demo.actions)
+  assert len(steps) == NUM_STEPS
+  assert im_env.episode_metrics['early_terminated'] == 0.
+  # Then the same drift ends at step 9, as under the constant final cutoff.
+  im_env.reset_to_demo(demo)
+  steps = _rollout(im_env, drifting)
+  assert len(steps) == 9
+  assert steps[-1].discount == {'imitation': 0., 'task': 1.}
+  # On a fresh environment the cutoff at step 9 is 9 / NUM_STEPS of it.
+  _, fresh_env = _imitation_env(
+      env, demos, early_termination='reward', early_termination_cutoff=0.,
+      early_termination_final_cutoff=final_cutoff,
+      early_termination_schedule_steps=NUM_STEPS)
+  fresh_env.reset_to_demo(demo)
+  steps = _rollout(fresh_env, drifting)
+  scheduled = final_cutoff * np.arange(1, NUM_STEPS + 1) / NUM_STEPS
+  crossed = np.flatnonzero(rewards < scheduled[:len(rewards)])
+  expected = int(crossed[0]) + 1 if crossed.size else len(rewards)
+  assert len(steps) == expected
+  assert expected != 9
+
+
 def test_demo_end_is_a_truncation_for_both_tables(env, demos):
   _, im_env = _imitation_env(env, demos, early_termination='reward')
   im_env.reset_to_demo(demos[1])

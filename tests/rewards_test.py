@@ -81,6 +81,23 @@ def test_early_termination_on_reward_cutoff():
   assert not termination(frame, frame, 0.5)
 
 
+def test_cutoff_schedule_moves_linearly_then_holds():
+  termination = rewards.EarlyTermination(mode='reward', cutoff=0.5,
+                                         final_cutoff=2.0,
+                                         cutoff_schedule_steps=100)
+  assert [termination.cutoff_at(n) for n in (0, 50, 100, 10_000)] == [
+      0.5, 1.25, 2.0, 2.0]
+  frame = _frame(np.random.default_rng(7))
+  assert not termination(frame, frame, 1.0, env_steps=0)
+  assert not termination(frame, frame, 1.0, env_steps=33)
+  assert termination(frame, frame, 1.0, env_steps=34)
+  assert termination(frame, frame, 1.99, env_steps=100)
+  # Without a final cutoff the step count changes nothing.
+  constant = rewards.EarlyTermination(mode='reward', cutoff=0.5)
+  assert constant.cutoff_at(10_000) == 0.5
+  assert not constant(frame, frame, 0.5, env_steps=10_000)
+
+
 def test_early_termination_on_hand_to_target_distance():
   termination = rewards.EarlyTermination(mode='hand_to_target',
                                          threshold=0.01)

@@ -113,6 +113,8 @@ class ImitationEnvironment(wrappers.EnvironmentWrapper):
     self._state_setter = state_setter
     self._demo: Optional[dataset.Demonstration] = None
     self._t = 0
+    # Env steps over this environment's life: the cutoff schedule's clock.
+    self._env_steps = 0
     self._metrics: Dict[str, float] = {}
 
   def reset(self) -> dm_env.TimeStep:
@@ -139,6 +141,7 @@ class ImitationEnvironment(wrappers.EnvironmentWrapper):
       return self.reset()
     timestep = self._environment.step(action)
     self._t += 1
+    self._env_steps += 1
     target = self._demo.frame(self._t)
     imitation_reward = self._reward(timestep.observation, target)
     self._metrics['imitation_return'] += imitation_reward
@@ -146,7 +149,8 @@ class ImitationEnvironment(wrappers.EnvironmentWrapper):
     self._metrics['steps'] += 1
     observation = self._with_goal(timestep.observation)
     task_discount = np.asarray(timestep.discount)
-    if self._termination(timestep.observation, target, imitation_reward):
+    if self._termination(timestep.observation, target, imitation_reward,
+                         env_steps=self._env_steps):
       self._metrics['early_terminated'] = 1.
       self._demo = None
       return timestep._replace(

@@ -9,7 +9,11 @@ evaluation.json (launch/evaluate.py).
     python docs/results/screen_table.py docs/results/screen_vmax
 
 Given docs/results/fidelity.json instead, it prints the issue's targets
-against every run there.
+against every run there; with `--full_budget` after it, the issue's table:
+one row per arm of the runs at the full budget (training_seconds of at least
+3,000), each figure per seed in seed order, then its mean (min-max).
+
+    python docs/results/screen_table.py docs/results/fidelity.json --full_budget
 """
 import json
 import os
@@ -85,8 +89,56 @@ def targets(path):
   return '\n'.join(rows)
 
 
+def _per_seed(values, digits, percent=False):
+  """'a / b / c (mean, min-max)' of one figure over an arm's seeds."""
+  if None in values:
+    return '-'
+  scale, unit = (100., ' %') if percent else (1., '')
+  text = lambda value: f'{value * scale:.{digits}f}'
+  cell = ' / '.join(text(value) for value in values) + unit
+  if len(values) > 1:
+    cell += (f' ({text(sum(values) / len(values))}, '
+             f'{text(min(values))}-{text(max(values))})')
+  return cell
+
+
+def full_budget(path):
+  """The issue's table: every arm run at the full budget, seed by seed."""
+  with open(path) as f:
+    runs = json.load(f)
+  results = os.path.dirname(path)
+  arms = {}
+  for run in runs:
+    if run['training_seconds'] < 3000:
+      continue
+    screen, name = run['run'].split('/')
+    arms.setdefault((screen, name.split('_seed')[0][3:]), []).append(run)
+  rows = ['| arm | agent | seeds | held-out imitation, eq. 2 reward per step | '
+          'held-out imitation, % of demos\' task reward (target 50) | '
+          'training-demo imitation, % (target 67) | task policy, held-out '
+          'reach | lift (target: half) | stack (target: some) |',
+          '|---|---|---|---|---|---|---|---|---|']
+  for (screen, arm), members in arms.items():
+    members.sort(key=lambda run: run['seed'])
+    with open(os.path.join(results, screen, 'arms.json')) as f:
+      label = json.load(f)[arm]['label']
+    column = lambda key: [run[key] for run in members]
+    rows.append(
+        f"| {screen} {arm}: {label} | {members[0]['agent']} | "
+        f"{' / '.join(str(run['seed']) for run in members)} | "
+        f"{_per_seed(column('heldout_imitation_reward_per_step'), 3)} | "
+        f"{_per_seed(column('heldout_pct_of_demo_task_reward'), 1)} | "
+        f"{_per_seed(column('train_pct_of_demo_task_reward'), 1)} | "
+        f"{_per_seed(column('task_policy_reach_rate'), 0, percent=True)} | "
+        f"{_per_seed(column('task_policy_lift_rate'), 0, percent=True)} | "
+        f"{_per_seed(column('task_policy_success_rate'), 0, percent=True)} |")
+  return '\n'.join(rows)
+
+
 if __name__ == '__main__':
-  if sys.argv[1].endswith('.json'):
+  if sys.argv[1].endswith('.json') and sys.argv[2:] == ['--full_budget']:
+    print(full_budget(sys.argv[1]))
+  elif sys.argv[1].endswith('.json'):
     print(targets(sys.argv[1]))
   else:
     print(table(sys.argv[1]))
