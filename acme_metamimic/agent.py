@@ -66,7 +66,11 @@ class MetaMimic(acme_agent.Agent):
         `networks.make_networks(goal_conditioned=True)`).
       task_networks: unconditional networks.
       config: the hyperparameters. As in Acme's single-process D4PG, the replay
-        limits are enforced by this class, not by Reverb rate limiters.
+        limits are enforced by this class, not by Reverb rate limiters: the
+        learners start after max(batch_size, min_replay_size) observations
+        and then replay `samples_per_insert` samples per inserted item, or 32
+        (Acme's D4PG default) where it is None, since this class has no
+        other way to pace the learners against the actor.
       counter: parent counter.
       logger_factory: makes the learners' loggers from a label.
       checkpoint: whether Acme checkpoints the learners.
@@ -112,12 +116,22 @@ class MetaMimic(acme_agent.Agent):
     self.builder = builder
     self.learner = JointLearner(imitation_learner, task_learner)
 
+    # Acme's `Agent` calls `learner.step()` once per `observations_per_step`
+    # observations, and each call runs `learner_steps_per_call` SGD steps of
+    # each learner, i.e. samples batch_size * learner_steps_per_call items of
+    # each table. Each observation inserts one item into each table (as in
+    # Acme's D4PG, an N-step adder's n_step - 1 extra items at an episode's
+    # end are not counted), so this spacing replays `samples_per_insert`
+    # samples per insert whatever the steps per call; batch_size /
+    # samples_per_insert alone replayed learner_steps_per_call times too much.
     samples_per_insert = config.samples_per_insert or 32.
     super().__init__(
         actor=imitation_actor,
         learner=self.learner,
         min_observations=max(config.batch_size, config.min_replay_size),
-        observations_per_step=float(config.batch_size) / samples_per_insert)
+        observations_per_step=(config.batch_size *
+                               config.learner_steps_per_call /
+                               samples_per_insert))
 
   def table_sizes(self) -> Dict[str, int]:
     """Current number of items per Reverb table."""

@@ -56,6 +56,7 @@ from acme_metamimic import counter_checkpoint
 from acme_metamimic import csv_logs
 from acme_metamimic import learning
 from acme_metamimic import replay_memory
+from acme_metamimic import seeding
 from acme_metamimic import workdirs
 from acme_metamimic.demonstrations import dataset
 from acme_metamimic.environments import imitation
@@ -253,10 +254,12 @@ class DistributedMetaMimic:
   def signature(self) -> Dict[str, object]:
     """What a workdir's checkpoints and replay depend on (see `workdirs`).
 
-    The baseline (which nodes and tables exist), every learner variable's
-    name and shape, each table's item signature, and the learner checkpoint's
-    layout. A resumed run must match the workdir's; run_local adds the
-    preset's name.
+    The baseline (which nodes and tables exist), the run seed, every learner
+    variable's name and shape, each table's item signature and capacity, and
+    the learner checkpoint's layout. A resumed run must match the workdir's;
+    run_local adds the preset's name. The capacities are here because Reverb
+    restores a table's options, its `max_size` too, from its checkpoint: a
+    resume with another --max_replay_size would silently keep the old one.
     """
     networks = {}
     for label, goal_conditioned in (('imitation_learner', True),
@@ -272,13 +275,16 @@ class DistributedMetaMimic:
     # The tables as the replay node makes them (no server is started), each
     # item field as 'path': 'dtype shape' in sorted order (a spec's dict order
     # differs between processes).
-    tables = {}
+    tables, capacities = {}, {}
     for table in self._replay_tables():
       tables[table.name] = {
           '/'.join(map(str, path)): f'{spec.dtype.name} {spec.shape}'
           for path, spec in tree.flatten_with_path(table.info.signature)}
-    return dict(baseline=self._baseline.name, networks=networks,
-                tables=tables, checkpoint_format=CHECKPOINT_FORMAT)
+      capacities[table.name] = table.info.max_size
+    return dict(baseline=self._baseline.name, seed=self._config.seed,
+                networks=networks, tables=tables,
+                table_capacities=capacities,
+                checkpoint_format=CHECKPOINT_FORMAT)
 
   def replay_estimate(self) -> replay_memory.ReplayEstimate:
     """The replay node's memory at capacity (see `replay_memory`)."""
@@ -324,6 +330,8 @@ class DistributedMetaMimic:
 
   def _learner(self, label: str, goal_conditioned: bool,
                replay: reverb.Client, counter: counting.Counter):
+    # Seeds network initialisation (a resumed run restores its checkpoint).
+    seeding.seed_process(self._config.seed, label)
     spec = self._imitation_spec if goal_conditioned else self._environment_spec
     online = self._network_factory(self._environment_spec, goal_conditioned)
     target = copy.deepcopy(online)
@@ -379,13 +387,18 @@ class DistributedMetaMimic:
 
   def _loop(self, label: str, environment: dm_env.Environment,
             actor: acme.Actor, counter: counting.Counter,
-            goal_conditioned: bool, to_terminal: bool = False):
+            goal_conditioned: bool, to_terminal: bool = False,
+            should_update: bool = True):
     observers = [imitation.ImitationMetricsObserver()] if goal_conditioned else ()
     return acme.EnvironmentLoop(
         environment, actor, counting.Counter(counter, label),
         make_logger(self._workdir, label, f'{label}_steps', self._log_every,
                     to_terminal),
+        should_update=should_update,
         observers=observers)
+
+  def _seed(self, node: str, index: int, stream: str) -> int:
+    return seeding.node_seed(self._config.seed, node, index, stream)
 
   def _policy(self, goal_conditioned: bool, sigma: float):
     spec = self._imitation_spec if goal_conditioned else self._environment_spec
@@ -398,9 +411,13 @@ class DistributedMetaMimic:
                       counter: counting.Counter, actor_id: int):
     """An imitation actor (Algorithm 1) writing to both tables."""
     end_with_launcher()
+    # Exploration noise: the policies draw it from TensorFlow's generator.
+    seeding.seed_process(self._config.seed, 'imitation_actor', actor_id)
     environment = self._builder.make_imitation_environment(
-        self._environment_factory(1000 + actor_id),
-        self._demonstrations_factory(TRAIN), seed=actor_id)
+        self._environment_factory(
+            self._seed('imitation_actor', actor_id, seeding.ENVIRONMENT)),
+        self._demonstrations_factory(TRAIN),
+        seed=self._seed('imitation_actor', actor_id, seeding.DEMOS))
     actor = self._builder.make_actor(
         self._policy(True, self._config.sigma),
         adder=self._builder.make_imitation_adder(replay),
@@ -412,6 +429,7 @@ class DistributedMetaMimic:
                  counter: counting.Counter, actor_id: int):
     """A task actor (Algorithm 3) writing to the task table."""
     end_with_launcher()
+    seeding.seed_process(self._config.seed, 'task_actor', actor_id)
     actor = self._builder.make_actor(
         self._policy(False, self._config.sigma),
         adder=self._builder.make_adder(replay),
@@ -421,11 +439,13 @@ class DistributedMetaMimic:
 
   def task_environment(self, actor_id: int) -> dm_env.Environment:
     """A task actor's environment (from demo states under a curriculum)."""
-    environment = self._environment_factory(2000 + actor_id)
+    environment = self._environment_factory(
+        self._seed('task_actor', actor_id, seeding.ENVIRONMENT))
     if self._baseline.task_curriculum:
       environment = baselines_lib.CurriculumStartEnvironment(
           environment, self._demonstrations_factory(TRAIN),
-          max_step=self._config.curriculum_max_step, seed=actor_id)
+          max_step=self._config.curriculum_max_step,
+          seed=self._seed('task_actor', actor_id, seeding.DEMOS))
     return environment
 
   def evaluator(self, imitation_source: Optional[acme.VariableSource],
@@ -437,26 +457,37 @@ class DistributedMetaMimic:
     builds its environments (about 10 s of CPU on 2 cores), and the kinds take
     turns anyway, one episode each per period. Without an imitation learner
     (the task-only baselines) only 'task' runs.
+
+    Each episode acts with the learner's parameters of the moment it starts,
+    fixed for the whole episode: the actors fetch on every `update` call
+    (period 1) and their loops never call it (`should_update=False`), so
+    only `PeriodicEvaluator`'s call before each episode does. With the
+    actors' period (100 steps) an episode began on the previous round's
+    parameters and switched partway.
     """
     end_with_launcher()
+    seeding.seed_process(self._config.seed, 'evaluator')
     loops_and_actors = []
-    for kind in EVALUATORS:
+    for index, kind in enumerate(EVALUATORS):
       goal_conditioned = kind != 'task'
       source = imitation_source if goal_conditioned else task_source
       if source is None:
         continue
-      environment = self._environment_factory(3000 + EVALUATORS.index(kind))
+      environment = self._environment_factory(
+          self._seed('evaluator', index, seeding.ENVIRONMENT))
       if goal_conditioned:
         split = VALIDATION if kind == 'imitation_validation' else TRAIN
         # Evaluators follow whole demos, so returns compare across runs.
         environment = self._builder.make_imitation_environment(
-            environment, self._demonstrations_factory(split), seed=0,
+            environment, self._demonstrations_factory(split),
+            seed=self._seed('evaluator', index, seeding.DEMOS),
             curriculum=False, early_termination='none')
       actor = self._builder.make_actor(
-          self._policy(goal_conditioned, 0.), variable_source=source)
+          self._policy(goal_conditioned, 0.), variable_source=source,
+          variable_update_period=1)
       loops_and_actors.append((self._loop(
-          f'evaluator_{kind}', environment, actor, counter, goal_conditioned),
-                               actor))
+          f'evaluator_{kind}', environment, actor, counter, goal_conditioned,
+          should_update=False), actor))
     return PeriodicEvaluator(loops_and_actors,
                              self._config.evaluation_period_seconds)
 
@@ -511,7 +542,10 @@ class PeriodicEvaluator:
   the learners and the acting actors: on 2 cores, 3 of 11 busy processes.
   This one starts a round every `period_seconds` (at once if the last one
   took longer): one episode of each (loop, actor) pair in turn, each with its
-  learner's latest parameters, so its share is about round time / period.
+  learner's latest parameters, fetched (`actor.update(wait=True)`) just
+  before the episode, so its share is about round time / period. The actors
+  must fetch on every update call and their loops must not update them
+  mid-episode (`DistributedMetaMimic.evaluator`).
   `period_seconds=0` evaluates continuously.
   """
 
@@ -530,14 +564,18 @@ class PeriodicEvaluator:
     try:
       while not stop.is_set():
         start = time.time()
-        for loop, actor in self._loops_and_actors:
-          if stop.is_set():
-            break
-          actor.update(wait=True)
-          loop.run(num_episodes=1)
+        self.run_round(stop)
         stop.wait(max(0., self._period - (time.time() - start)))
     finally:
       lp.unregister_stop_handler(stop.set)
+
+  def run_round(self, stop: Optional[threading.Event] = None):
+    """One episode of each loop, each on its learner's parameters of now."""
+    for loop, actor in self._loops_and_actors:
+      if stop is not None and stop.is_set():
+        break
+      actor.update(wait=True)
+      loop.run(num_episodes=1)
 
 
 class Coordinator:

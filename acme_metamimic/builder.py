@@ -272,19 +272,24 @@ class MetaMimicBuilder(d4pg_agent.D4PGBuilder):
       self,
       policy_network: snt.Module,
       adder: Optional[acme_adders.Adder] = None,
-      variable_source: Optional[core.VariableSource] = None) -> core.Actor:
+      variable_source: Optional[core.VariableSource] = None,
+      variable_update_period: Optional[int] = None) -> core.Actor:
     """A feed-forward actor, refreshing parameters periodically.
 
     D4PG's builder fixes the period at 1000 steps; here it is
-    `config.variable_update_period`. With `config.numpy_actor_policy`, MLP
-    policies run in numpy (`actors.NumpyFeedForwardActor`); other policies,
-    and all with the flag off, use Acme's `FeedForwardActor`.
+    `config.variable_update_period`, or `variable_update_period` (1: every
+    `update` call fetches, as the evaluator needs). With
+    `config.numpy_actor_policy`, MLP policies run in numpy
+    (`actors.NumpyFeedForwardActor`); other policies, and all with the flag
+    off, use Acme's `FeedForwardActor`.
     """
+    update_period = (variable_update_period or
+                     self._config.variable_update_period)
     if self._config.numpy_actor_policy:
       try:
         return actors_lib.NumpyFeedForwardActor(
             policy_network, adder, variable_source,
-            update_period=self._config.variable_update_period)
+            update_period=update_period)
       except NotImplementedError:
         pass
     variable_client = None
@@ -292,7 +297,7 @@ class MetaMimicBuilder(d4pg_agent.D4PGBuilder):
       variable_client = variable_utils.VariableClient(
           client=variable_source,
           variables={'policy': policy_network.variables},
-          update_period=self._config.variable_update_period)
+          update_period=update_period)
       # Never act with random parameters after a restart.
       variable_client.update_and_wait()
     return actors.FeedForwardActor(policy_network, adder, variable_client)

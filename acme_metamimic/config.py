@@ -228,6 +228,10 @@ def features_config(**overrides) -> MetaMimicConfig:
   return MetaMimicConfig(**values)
 
 
+# Named configurations; each preset names one (`presets.Preset.config`).
+CONFIGS = {'paper': paper_config, 'features': features_config}
+
+
 def parse_overrides(items: Sequence[str],
                     reserved: Sequence[str] = ()) -> Dict[str, Any]:
   """'field=value' strings (run_local's --config) as MetaMimicConfig kwargs.

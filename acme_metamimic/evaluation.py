@@ -370,12 +370,21 @@ def checkpoint_directory(workdir: str, label: str) -> str:
   return os.path.join(workdir, 'checkpoints', label)
 
 
-def restore_policy_networks(networks, workdir: str, label: str) -> int:
+# A learner checkpoint's policies: 'target' is what Acme's D4PG learner
+# gives actors and evaluators (`get_variables('policy')`), 'online' what it
+# trains; the target copies the online every `target_update_period` steps.
+CHECKPOINT_NETWORKS = ('target', 'online')
+
+
+def restore_policy_networks(networks, workdir: str, label: str,
+                            networks_kind: str = 'target') -> int:
   """Restores a learner checkpoint's policy and observation networks.
 
   The checkpoint is `tf.train.Checkpoint(learner=D4PGLearner.state)`; only the
-  `policy` and `observation` entries are read (and must all match), plus
-  `num_steps`, which is returned.
+  policy and observation entries of `networks_kind` (`CHECKPOINT_NETWORKS`:
+  `target_policy` or `policy`, ...) are read (and must all match), plus
+  `num_steps`, which is returned. By default the target networks, so that a
+  final evaluation measures the policy the evaluator's curves measured.
 
   Raises:
     FileNotFoundError: if the directory holds no checkpoint.
@@ -384,10 +393,14 @@ def restore_policy_networks(networks, workdir: str, label: str) -> int:
   latest = tf.train.latest_checkpoint(directory)
   if latest is None:
     raise FileNotFoundError(f'No checkpoint under {directory}.')
+  if networks_kind not in CHECKPOINT_NETWORKS:
+    raise ValueError(f'networks_kind {networks_kind!r}: expected one of '
+                     f'{CHECKPOINT_NETWORKS}.')
+  prefix = 'target_' if networks_kind == 'target' else ''
   num_steps = tf.Variable(0, dtype=tf.int32)
   checkpoint = tf.train.Checkpoint(learner={
-      'policy': networks.policy_network,
-      'observation': networks.observation_network,
+      f'{prefix}policy': networks.policy_network,
+      f'{prefix}observation': networks.observation_network,
       'num_steps': num_steps,
   })
   status = checkpoint.restore(latest)
@@ -436,7 +449,8 @@ def headline(metrics: Dict[str, Dict[str, float]]) -> List[str]:
       lines.append(
           f'imitation, {what:16s} eq. 2 reward/step '
           f'{imitation["imitation_reward_per_step"]:.3f}, task reward '
-          f'{imitation["task_return_pct_of_demo"]:.1f} % of the demos\'')
+          f'{imitation["task_return_pct_of_demo"]:.1f} % of the demos\' '
+          f'({_demos(imitation["num_episodes"])})')
   for split, what in (('validation', 'held-out starts'),
                       ('train', 'training starts')):
     task = metrics.get(f'task_policy_{split}')
@@ -446,6 +460,10 @@ def headline(metrics: Dict[str, Dict[str, float]]) -> List[str]:
           f'{task["lift_rate"]:.0%}, stack {task["success_rate"]:.0%} of '
           f'{task["num_episodes"]:.0f}')
   return lines
+
+
+def _demos(count: float) -> str:
+  return f'{count:.0f} demo' + ('' if count == 1 else 's')
 
 
 def summarize(metrics_by_name: Dict[str, Dict[str, float]]) -> List[str]:

@@ -4,6 +4,10 @@
 `vision` (paper): 128x128 RGB from the front camera, paper ResNet torso; the
 policy sees only the image (eq. 2 still uses `body`).
 
+Each preset names its hyperparameters (`Preset.config`): the features
+presets `config.features_config()`, the vision presets the paper's
+`config.paper_config()`. Launchers build every config with `make_config`.
+
 The network ablation (paper fig. 6) adds presets that differ only in their
 networks: `features_mlp64` / `features_mlp1024` (MLP widths around the
 default 256) and `vision_impala` / `vision_no_instance_norm`. A preset's
@@ -28,11 +32,13 @@ from acme_metamimic.environments import observation_scales
 
 @dataclasses.dataclass(frozen=True)
 class Preset:
-  """What differs between set-ups: the environment and the networks."""
+  """What differs between set-ups: environment, networks, hyperparameters."""
 
   environment: str
   torso: str
   observation_keys: Sequence[str]
+  # A `config_lib.CONFIGS` name: the preset's MetaMimicConfig.
+  config: str
   mlp_torso_sizes: Sequence[int] = (256, 256)
   policy_layer_sizes: Sequence[int] = (256, 256, 256)
   critic_layer_sizes: Sequence[int] = (512, 512, 256)
@@ -40,13 +46,14 @@ class Preset:
 
 def _features(width: int) -> Preset:
   return Preset(environment='features', torso='mlp',
-                observation_keys=('body', 'features'),
+                observation_keys=('body', 'features'), config='features',
                 mlp_torso_sizes=(width,), policy_layer_sizes=(width, width),
                 critic_layer_sizes=(width, width))
 
 
 def _vision(torso: str) -> Preset:
-  return Preset(environment='vision', torso=torso, observation_keys=('image',))
+  return Preset(environment='vision', torso=torso, observation_keys=('image',),
+                config='paper')
 
 
 PRESETS = {
@@ -64,6 +71,11 @@ def get(preset: str) -> Preset:
     raise ValueError(f'Unknown preset {preset!r}; choose from '
                      f'{sorted(PRESETS)}.')
   return PRESETS[preset]
+
+
+def make_config(preset: str, **overrides) -> config_lib.MetaMimicConfig:
+  """The preset's hyperparameters, with `overrides` (config fields) applied."""
+  return config_lib.CONFIGS[get(preset).config](**overrides)
 
 
 def make_environment(preset: str, seed: int) -> environments.JacoStack:

@@ -147,9 +147,9 @@ def estimate(environment_spec: specs.EnvironmentSpec,
       baselines do not: their task items carry no goal).
     demo_table: whether the run has D4PGfD's demo table. Its capacity is
       `max_replay_size` too (`MetaMimicBuilder.check_demo_capacity`), counted
-      in full: the demos are recorded after this check. The default 20
-      training demos make 4,286 items, 14 MiB of the features preset's
-      0.33 GiB at 100,000.
+      in full: the demos are recorded after this check. The committed 20
+      training demos (data/demos_train_features) make 3,933 items, 13 MiB
+      of the features preset's 0.33 GiB at 100,000.
   """
   imitation_step = stored_step_bytes(environment_spec, goal_conditioned=True)
   task_step = stored_step_bytes(environment_spec, goal_conditioned=False)

@@ -8,18 +8,22 @@ real item shapes (written by `ImitationRewardAdder` from synthetic timesteps):
 - stock_imitation: `acme.agents.tf.d4pg.learning.D4PGLearner`, goal-conditioned
   networks, plain iterator over the imitation table (no priority updates);
 - metamimic_imitation: `MetaMimicBuilder.make_learner(priority_table=...)`,
-  i.e. `learning.D4PGLearner` with the config's defaults: the XLA-compiled
-  step that also writes the batch's TD-error priorities;
+  i.e. `learning.D4PGLearner` with the features preset's settings: the
+  XLA-compiled step that also writes the batch's TD-error priorities,
+  `learner_steps_per_call` (4) SGD steps per `step()` call;
 - stock_task / metamimic_task: the same pair on the task table and
   unconditional networks (`make_learner` without a priority table).
 - with --steps_per_call=K (K > 1): metamimic_{imitation,task}_x{K}, the same
-  learners taking K SGD steps per `step()` call (rates are SGD steps/s);
+  learners taking K SGD steps per `step()` call;
 - with --no_xla: metamimic_imitation_no_xla, the fused learner without XLA,
   to separate what XLA gives from what fusing the priority pass gives.
 
-Steps are timed in interleaved rounds (every learner runs `--steps` steps per
-round, `--rounds` rounds) so that load from other processes on the shared CPU
-hits all variants alike; the reported rate is the median over rounds.
+Every rate is SGD steps/s: a learner's SGD steps per `step()` call (1 for
+Acme's) times its calls, over the time of those calls. Steps are timed in
+interleaved rounds (every learner runs about `--steps` SGD steps per round, in
+whole calls, `--rounds` rounds) so that load from other processes on the
+shared CPU hits all variants alike; the reported rate is the median over
+rounds.
 
   .venv/bin/python bench/bench_learner.py                     # MLP, features
   .venv/bin/python bench/bench_learner.py --torso=impala --image_size=32 \
@@ -155,6 +159,22 @@ def make_learners(builder, config, env_spec, client, torso, keys,
   return learners
 
 
+def sgd_steps_per_call(learner) -> int:
+  """SGD steps one `step()` call takes: ours `steps_per_call`, Acme's 1."""
+  return getattr(learner, '_steps_per_call', 1)
+
+
+def check_sgd_steps(name, learner, expected):
+  """Raises unless `learner` has taken `expected` SGD steps in all.
+
+  Both learners count their SGD steps in `_num_steps` (the target-copy
+  clock), so this checks the unit the rates are reported in.
+  """
+  taken = int(learner._num_steps.numpy())  # pylint: disable=protected-access
+  if taken != expected:
+    raise RuntimeError(f'{name}: {taken} SGD steps taken, {expected} counted.')
+
+
 def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument('--torso', default='mlp',
@@ -163,7 +183,8 @@ def main():
                       help='image size for image torsos')
   parser.add_argument('--batch_size', type=int, default=64)
   parser.add_argument('--steps', type=int, default=100,
-                      help='timed steps per learner per round')
+                      help='timed SGD steps per learner per round (rounded '
+                      'down to whole step() calls, at least one)')
   parser.add_argument('--rounds', type=int, default=5)
   parser.add_argument('--warmup', type=int, default=5)
   parser.add_argument('--prefill', type=int, default=2000,
@@ -202,23 +223,29 @@ def main():
   periods = [int(p) for p in args.priority_update_periods.split(',') if p]
   learners = make_learners(builder, config, env_spec, client, args.torso,
                            keys, periods, args.steps_per_call, args.no_xla)
-  calls = {name: args.steps_per_call if f'_x{args.steps_per_call}' in name
-           else 1 for name in learners}
+  steps_per_call = {name: sgd_steps_per_call(learner)
+                    for name, learner in learners.items()}
+  calls = {name: max(1, args.steps // steps_per_call[name])
+           for name in learners}
   first_step_s = {}
   for name, learner in learners.items():
     start = time.perf_counter()
     for _ in range(args.warmup):
       learner.step()
     first_step_s[name] = round(time.perf_counter() - start, 2)
+    check_sgd_steps(name, learner, args.warmup * steps_per_call[name])
 
   rates = {name: [] for name in learners}
   for _ in range(args.rounds):
     for name, learner in learners.items():
       start = time.perf_counter()
-      for _ in range(args.steps // calls[name]):
+      for _ in range(calls[name]):
         learner.step()
-      rates[name].append(args.steps // calls[name] * calls[name] /
+      rates[name].append(calls[name] * steps_per_call[name] /
                          (time.perf_counter() - start))
+  for name, learner in learners.items():
+    check_sgd_steps(name, learner, (args.warmup + args.rounds * calls[name]) *
+                    steps_per_call[name])
   median = {name: statistics.median(r) for name, r in rates.items()}
 
   ratios = {
@@ -239,6 +266,8 @@ def main():
       'image_size': args.image_size if args.torso != 'mlp' else None,
       'batch_size': args.batch_size,
       'steps_per_round': args.steps,
+      'sgd_steps_per_call': steps_per_call,
+      'calls_per_round': calls,
       'rounds': args.rounds,
       'table_sizes': {k: v.current_size for k, v in info.items()},
       'prefill_s': round(prefill_s, 2),

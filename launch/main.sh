@@ -2,9 +2,9 @@
 # Sets up (if needed) and runs the main job: distributed MetaMimic on local_mp,
 # features preset, with the demo curriculum for 360 s of training (the setting
 # in which imitation measurably learns on 2 CPU cores; docs/results.md), then
-# evaluates the final policies on every demo (--evaluate, about 80 s) and
-# prints the held-out imitation's share of the demos' task reward and the task
-# policy's reach, lift and stack rates.
+# evaluates the final policies on every held-out demo and every demo trained on
+# (--evaluate, about 2 minutes) and prints the held-out imitation's share of
+# the demos' task reward and the task policy's reach, lift and stack rates.
 # Extra arguments go to launch/run_local.py and override these.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

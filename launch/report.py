@@ -349,13 +349,12 @@ def make_video(path: str, preset: str, demos_path: str, demo_index: int,
   """Demo | imitation policy following it | task policy from its start."""
   from acme import specs  # pylint: disable=g-import-not-at-top
   from acme_metamimic import builder as builder_lib  # pylint: disable=g-import-not-at-top
-  from acme_metamimic import config as config_lib  # pylint: disable=g-import-not-at-top
   from acme_metamimic import evaluation  # pylint: disable=g-import-not-at-top
   from acme_metamimic import presets  # pylint: disable=g-import-not-at-top
   from acme_metamimic.environments import imitation  # pylint: disable=g-import-not-at-top
 
-  config = config_lib.features_config(
-      early_termination='none',
+  config = presets.make_config(
+      preset, early_termination='none',
       **(evaluation.network_overrides(workdir) if workdir else {}))
   builder = builder_lib.MetaMimicBuilder(config)
   environment = presets.make_environment(preset, seed=0)

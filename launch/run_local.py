@@ -20,7 +20,7 @@ import signal
 import subprocess
 import sys
 import time
-from typing import Dict, List, Sequence
+from typing import Dict, List, Optional, Sequence
 
 from absl import app
 from absl import flags
@@ -72,7 +72,12 @@ _MAX_LEARNER_STEPS = flags.DEFINE_integer(
     'counted across resumes).')
 _MAX_SECONDS = flags.DEFINE_float('max_seconds', 240.,
                                   'Stop after this many seconds of training.')
-_SEED = flags.DEFINE_integer('seed', 0, 'Seed (also draws learning rates).')
+_SEED = flags.DEFINE_integer(
+    'seed', 0, 'The run\'s seed: network initialisation, every actor\'s '
+    'environment, demo and curriculum sampling and exploration, each node '
+    'its own stream (acme_metamimic/seeding.py); it also draws the learning '
+    'rates of presets that do not fix them. Not the demo sets\' '
+    '(--demo_seed). Recorded in run.json: a resume must give the same.')
 _CURRICULUM = flags.DEFINE_bool('demo_curriculum', False,
                                 'Start imitation episodes within demos.')
 _BASELINE = flags.DEFINE_string(
@@ -105,10 +110,11 @@ _JIT_COMPILE = flags.DEFINE_bool(
     '(MetaMimicConfig.learner_jit_compile).')
 _EVALUATE = flags.DEFINE_bool(
     'evaluate', False, 'After training, evaluate the final checkpoints with '
-    'launch/evaluate.py on both demo sets (about 80 s on 2 cores; written to '
+    'launch/evaluate.py on every held-out demo and every demo trained on '
+    '(about 2 minutes on 2 cores for 10 + 20; written to '
     '<workdir>/evaluation.json) and print its headline figures: held-out and '
     'training imitation as % of the demos\' task reward, the task policy\'s '
-    'reach, lift and stack rates.')
+    'reach, lift and stack rates, and how many demos each covers.')
 _CONFIG = flags.DEFINE_multi_string(
     'config', [], 'field=value: overrides one MetaMimicConfig field of the '
     'preset (repeatable), e.g. --config=vmax=400 --config=n_step=3. Fields '
@@ -144,7 +150,7 @@ def config_overrides():
   """--config parsed into MetaMimicConfig kwargs (UsageError if invalid)."""
   try:
     overrides = config_lib.parse_overrides(_CONFIG.value, _FLAG_FIELDS)
-    config_lib.features_config(**overrides)  # Its own checks (vmax > vmin).
+    presets.make_config(_PRESET.value, **overrides)  # Its checks (vmax > vmin).
   except ValueError as e:
     raise app.UsageError(f'--config: {e}') from e
   return overrides
@@ -175,8 +181,8 @@ def check_flags():
       raise app.UsageError(f'--{flag.name}={flag.value} does not exist (pass '
                            '--make_demos to record it).')
   check_recorded_demos()
-  min_replay_size = config_lib.features_config(
-      **config_overrides()).min_replay_size
+  min_replay_size = presets.make_config(
+      _PRESET.value, **config_overrides()).min_replay_size
   if (_MAX_REPLAY_SIZE.value is not None and
       _MAX_REPLAY_SIZE.value < min_replay_size):
     raise app.UsageError(
@@ -271,7 +277,7 @@ def make_program_definition(
       **({} if _MAX_REPLAY_SIZE.value is None else dict(
           max_replay_size=_MAX_REPLAY_SIZE.value)))
   values.update(config_overrides())
-  config = baseline.apply(config_lib.features_config(**values))
+  config = baseline.apply(presets.make_config(_PRESET.value, **values))
   if demo_paths is None:
     demo_paths = {agent_distributed.TRAIN: os.path.abspath(_DEMOS.value),
                   agent_distributed.VALIDATION: os.path.abspath(
@@ -396,23 +402,32 @@ def main(argv):
     agent_distributed.write_summary(summary_path, summary)
   print_summary(summary, time.time() - start)
   if _EVALUATE.value:
-    evaluate(workdir, _PRESET.value, _DEMOS.value, _VALIDATION_DEMOS.value)
+    evaluate(workdir, _PRESET.value, _DEMOS.value, _VALIDATION_DEMOS.value,
+             _MAX_TRAIN_DEMOS.value)
 
 
-def evaluate(workdir: str, preset: str, demos: str, validation_demos: str):
+def evaluate(workdir: str, preset: str, demos: str, validation_demos: str,
+             max_train_demos: Optional[int] = None):
   """launch/evaluate.py on the run's checkpoints; prints its headline lines.
 
-  evaluate.py's own seed (0) is kept whatever the training seed, as
-  docs/results/screen.sh and compare_baselines.py evaluate. Exits 1 with
-  evaluate.py's output if it fails.
+  Every held-out demo and every training demo the run trained on (the first
+  `max_train_demos` of `demos`, all by default) is followed once; the
+  headline says how many. evaluate.py's own seed (0) is kept whatever the
+  training seed, as docs/results/screen.sh and compare_baselines.py
+  evaluate. Exits 1 with evaluate.py's output if it fails.
   """
   output = os.path.join(workdir, workdirs.EVALUATION_FILE)
+  trained = ('every demo' if max_train_demos is None
+             else f'the first {max_train_demos} demos')
   print(f'[metamimic] evaluating the final policies on every demo of '
-        f'{validation_demos} and {demos} -> {output}', flush=True)
+        f'{validation_demos} and {trained} of {demos} -> {output}',
+        flush=True)
   command = [sys.executable, os.path.join(os.path.dirname(__file__),
                                           'evaluate.py'),
              f'--workdir={workdir}', f'--preset={preset}', f'--demos={demos}',
              f'--validation_demos={validation_demos}', f'--output={output}']
+  if max_train_demos is not None:
+    command.append(f'--max_train_demos={max_train_demos}')
   result = subprocess.run(command, capture_output=True, text=True,
                           check=False)
   if result.returncode:
@@ -422,7 +437,7 @@ def evaluate(workdir: str, preset: str, demos: str, validation_demos: str):
     sys.exit(1)
   with open(output) as f:
     lines = evaluation.headline(json.load(f)['metrics'])
-  print('\n'.join(['', '=== Evaluation (greedy, every demo once) ===', *lines,
+  print('\n'.join(['', '=== Evaluation (greedy, each demo once) ===', *lines,
                    f'evaluation            {output}']), flush=True)
 
 

@@ -1,17 +1,25 @@
 """The numpy policy computes what the Sonnet policy computes, on real specs."""
 
+import copy
+import time
+
 import acme
 from acme import specs
+from acme import types
 from acme.utils import loggers
 import numpy as np
 import pytest
+import reverb
+import sonnet as snt
 import tensorflow as tf
+import tree
 
 from acme_metamimic import actors
 from acme_metamimic import agent as agent_lib
 from acme_metamimic import builder as builder_lib
 from acme_metamimic import config as config_lib
 from acme_metamimic import environments
+from acme_metamimic import learning
 from acme_metamimic import networks
 from acme_metamimic.demonstrations import scripted
 from acme_metamimic.environments import imitation
@@ -167,3 +175,104 @@ def test_numpy_actors_follow_the_learners_in_the_single_process_agent(env):
   policy = task_actor._policy  # pylint: disable=protected-access
   for weight, variable in zip(policy._weights, policy._variables):  # pylint: disable=protected-access
     np.testing.assert_array_equal(weight, variable.numpy())
+
+
+def _transitions(num):
+  """A batch of `num` real task transitions (random actions and rewards)."""
+  frames = _observations(False, num + 1)
+
+  def stack(observations):
+    return tree.map_structure(lambda *leaves: np.stack(leaves), *observations)
+
+  rng = np.random.default_rng(4)
+  return types.Transition(
+      observation=stack(frames[:-1]),
+      action=rng.uniform(-1, 1, (num, 9)).astype(np.float32),
+      reward=rng.uniform(0, 1, num).astype(np.float32),
+      discount=np.ones(num, np.float32),
+      next_observation=stack(frames[1:]))
+
+
+def test_numpy_actor_acts_with_a_real_learners_new_weights(env):
+  """A `NumpyFeedForwardActor` whose variable source is a `D4PGLearner`.
+
+  As in the distributed program: the actor has its own networks and pulls
+  the learner's `policy` variables (Acme's: the target observation and
+  policy networks). After the learner's steps and the actor's `update()`,
+  the numpy policy acts as the TF policy with the learner's new weights; a
+  numpy copy that is not refreshed keeps acting with the old ones.
+  """
+  spec = specs.make_environment_spec(env)
+  small = dict(mlp_torso_sizes=(16,), policy_layer_sizes=(16,),
+               critic_layer_sizes=(16,))
+  online = networks.make_networks(spec, observation_keys=KEYS, **small)
+  target = copy.deepcopy(online)
+  online.init(spec)
+  target.init(spec)
+  batch = _transitions(8)
+  info = reverb.SampleInfo(key=np.zeros(8, np.uint64),
+                           probability=np.ones(8, np.float64),
+                           table_size=np.ones(8, np.int64),
+                           priority=np.ones(8, np.float64))
+  learner = learning.D4PGLearner(
+      policy_network=online.policy_network,
+      critic_network=online.critic_network,
+      observation_network=online.observation_network,
+      target_policy_network=target.policy_network,
+      target_critic_network=target.critic_network,
+      target_observation_network=target.observation_network,
+      policy_optimizer=snt.optimizers.Adam(1e-2),
+      critic_optimizer=snt.optimizers.Adam(1e-2),
+      discount=0.99, target_update_period=2,
+      dataset_iterator=iter(tf.data.Dataset.from_tensors(
+          reverb.ReplaySample(info=info, data=batch)).repeat()),
+      logger=loggers.NoOpLogger(), checkpoint=False, jit_compile=False)
+  # The learner's policy as the actor receives it.
+  learners_policy = target.make_policy(spec, sigma=0.)
+  actor_networks = networks.make_networks(spec, observation_keys=KEYS,
+                                          **small)
+  actor_networks.init(spec)
+  actor = actors.NumpyFeedForwardActor(
+      actor_networks.make_policy(spec, sigma=0.), variable_source=learner,
+      update_period=1)
+  observations = _observations(False)
+
+  def actions():
+    """(numpy actor's, learner's TF policy's) actions on `observations`."""
+    numpy_actions = np.stack([actor.select_action(o) for o in observations])
+    tf_actions = np.concatenate([
+        learners_policy(tree.map_structure(lambda x: x[None], o)).numpy()
+        for o in observations])
+    return numpy_actions, tf_actions
+
+  # The actor acts with the learner's weights from the start.
+  numpy_actions, tf_actions = actions()
+  np.testing.assert_allclose(numpy_actions, tf_actions, rtol=1e-4, atol=ATOL)
+  before = tf_actions
+
+  # Copies to the targets at steps 0 and 2: the exposed weights are the
+  # online ones after two updates.
+  for _ in range(3):
+    learner.step()
+  numpy_actions, tf_actions = actions()
+  assert np.abs(tf_actions - before).max() > 1e-2, 'The learner did not move.'
+  np.testing.assert_allclose(numpy_actions, before, rtol=1e-4, atol=ATOL)
+
+  actor.update(wait=True)
+  numpy_actions, tf_actions = actions()
+  np.testing.assert_allclose(numpy_actions, tf_actions, rtol=1e-4, atol=ATOL)
+
+  # As the environment loop calls it (no wait): the request runs in the
+  # background and a later `update()` copies its result. Copy at step 4.
+  before = tf_actions
+  for _ in range(2):
+    learner.step()
+  deadline = time.monotonic() + 10.
+  while time.monotonic() < deadline:
+    actor.update()
+    numpy_actions, tf_actions = actions()
+    if np.allclose(numpy_actions, tf_actions, rtol=1e-4, atol=ATOL):
+      break
+    time.sleep(0.01)
+  assert np.abs(tf_actions - before).max() > 1e-2, 'The learner did not move.'
+  np.testing.assert_allclose(numpy_actions, tf_actions, rtol=1e-4, atol=ATOL)

@@ -405,3 +405,41 @@ def test_priorities_are_written_for_every_kth_batch_only(env, demos):
         len({s.info.key for s in samples}) < len(keys))
   assert updated == [True, False, False, True, False, False]
   server.stop()
+
+
+def _replay_counts(agent):
+  """(SGD steps of each learner, items ever inserted into each table)."""
+  info = agent.replay_client.server_info()
+  learners = {config_lib.IMITATION_TABLE: agent.learner.imitation_learner,
+              config_lib.TASK_TABLE: agent.learner.task_learner}
+  return {table: (int(learner._num_steps.numpy()),
+                  info[table].rate_limiter_info.insert_stats.completed)
+          for table, learner in learners.items()}
+
+
+def test_agent_replays_the_configured_samples_per_insert(env, demos):
+  """SGD steps x batch / inserts, measured past the warm-up, is the config's.
+
+  Each learner `step()` runs `learner_steps_per_call` SGD steps, which the
+  agent's `observations_per_step` must account for. With n_step=1 every
+  observation inserts exactly one item into each table, and the measurement
+  spans whole episodes (`EnvironmentLoop.run` finishes the last one), so the
+  only slack is one learner call at either end of the window.
+  """
+  config = config_lib.features_config(
+      n_step=1, batch_size=8, min_replay_size=8, samples_per_insert=16.,
+      learner_steps_per_call=4, early_termination='none')
+  agent = _make_agent(env, config)
+  im_env = agent.builder.make_imitation_environment(
+      env, [demo.prefix(25) for demo in demos], seed=1)
+  loop = acme.EnvironmentLoop(im_env, agent,
+                              logger=acme.utils.loggers.NoOpLogger())
+  loop.run(num_steps=25)
+  before = _replay_counts(agent)
+  loop.run(num_steps=200)
+  after = _replay_counts(agent)
+  for table in before:
+    steps, inserts = (b - a for a, b in zip(before[table], after[table]))
+    assert inserts >= 200, table
+    ratio = steps * config.batch_size / inserts
+    assert ratio == pytest.approx(config.samples_per_insert, rel=0.1), table

@@ -12,6 +12,7 @@ the scripts wrote. Training with `run_local.py` on local_mp is covered by
 program_test.py; here it would cost minutes of node start-up on 2 cores.
 """
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -47,8 +48,9 @@ def _train(workdir, train_demos):
 
   One imitation episode along the first IMITATION_STEPS steps of the demo
   (the learners update once per step after 16), one TASK_STEPS-step episode
-  of the task actor. Returns the trained (imitation, task) networks and the
-  learner steps.
+  of the task actor. Returns the trained (imitation, task) networks that
+  the learners give their actors (the target networks, which evaluate.py
+  restores) and the learner steps.
   """
   config = config_lib.features_config(
       min_replay_size=16, batch_size=8, samples_per_insert=8.,
@@ -73,22 +75,26 @@ def _train(workdir, train_demos):
       agent.task_actor,
       counter=counting.Counter(counter, 'task_actor', time_delta=0.),
       logger=loggers.NoOpLogger()).run(num_episodes=1)
-  steps = {}
-  for label, learner in (
-      (evaluation.IMITATION_LEARNER, agent.learner.imitation_learner),
-      (evaluation.TASK_LEARNER, agent.learner.task_learner)):
+  steps, acting = {}, []
+  for label, learner, networks in (
+      (evaluation.IMITATION_LEARNER, agent.learner.imitation_learner,
+       imitation_networks),
+      (evaluation.TASK_LEARNER, agent.learner.task_learner, task_networks)):
     # What CheckpointingRunner(learner, key='learner', subdirectory=label,
     # directory=workdir, add_uid=False) saves in a learner node.
     tf2_savers.Checkpointer(
         objects_to_save={'learner': learner.state}, directory=str(workdir),
         subdirectory=label, add_uid=False).save(force=True)
     steps[label] = int(learner.state['num_steps'].numpy())
+    acting.append(dataclasses.replace(
+        networks, policy_network=learner.state['target_policy'],
+        observation_network=learner.state['target_observation']))
   counts = dict(counter.get_counts(),
                 **{f'{label}_steps': value for label, value in steps.items()})
   with open(workdir / 'summary.json', 'w') as f:
     json.dump(dict(counts=counts, baseline='metamimic', workdir=str(workdir),
                    table_sizes=agent.table_sizes()), f)
-  return imitation_networks, task_networks, steps
+  return (*acting, steps)
 
 
 @pytest.fixture(scope='module')
@@ -129,7 +135,7 @@ def test_evaluate_scores_the_trained_checkpoints(comparison):
   # The policies came from this workdir's checkpoints, as trained.
   assert evaluation_json['source'] == dict(
       kind='checkpoint', workdir=str(workdir),
-      learner_steps=comparison['steps'])
+      learner_steps=comparison['steps'], networks='target')
   assert evaluation_json['preset'] == PRESET
   assert evaluation_json['early_termination'] == 'none'
   metrics = evaluation_json['metrics']
@@ -143,7 +149,7 @@ def test_evaluate_scores_the_trained_checkpoints(comparison):
     # The sets are named with what they were recorded from.
     assert evaluation_json['demos'][split] == dict(
         path=comparison['demos'][split], style=metadata['style'],
-        seed=metadata['seed'], count=1)
+        seed=metadata['seed'], count=1, evaluated=1)
     (episode,) = evaluation_json['episodes'][split]
     assert episode['demo_id'] == 0 and episode['demo_steps'] == demo_steps
     # Without early termination the imitation policy follows the whole demo.
@@ -169,7 +175,7 @@ def test_evaluate_scores_the_trained_checkpoints(comparison):
                                   metrics['imitation_validation'][key])
 
   # The trained networks, evaluated here, score what evaluate.py wrote: it
-  # restored the trained policies, not fresh ones.
+  # restored the trained policies the actors act with, not fresh ones.
   imitation_networks, task_networks = comparison['networks']
   environment = presets.make_environment(PRESET, seed=0)
   spec = specs.make_environment_spec(environment)
@@ -206,8 +212,8 @@ def test_headline_reports_the_fidelity_figures_of_an_evaluation(comparison):
     imitation_metrics = metrics[f'imitation_{split}']
     per_step = imitation_metrics['imitation_reward_per_step']
     pct = imitation_metrics['task_return_pct_of_demo']
-    assert (f"eq. 2 reward/step {per_step:.3f}, task reward {pct:.1f} % of "
-            "the demos'") in line
+    assert line.endswith(f"eq. 2 reward/step {per_step:.3f}, task reward "
+                         f"{pct:.1f} % of the demos' (1 demo)")
   assert lines[0].startswith('imitation, held-out demos ')
   for line, split in zip(lines[2:], SPLITS):
     task = metrics[f'task_policy_{split}']
@@ -269,3 +275,28 @@ def test_run_agent_tabulates_the_finished_training(comparison):
     assert figure.format == 'PNG' and figure.size == (600, 400)
   assert row['imitation return train'] == (
       metrics['imitation_train']['imitation_return'])
+
+
+def test_evaluate_follows_every_held_out_demo_and_only_those_trained_on(
+    tmp_path):
+  # run_local --evaluate passes its --max_train_demos: a run that trained on
+  # the first 2 demos has those 2 as its training demos, not the first 10.
+  output = tmp_path / 'evaluation.json'
+  result = subprocess.run(
+      [sys.executable, os.path.join(ROOT, 'launch', 'evaluate.py'),
+       '--untrained', '--max_train_demos=2', '--task_max_steps=2',
+       f'--demos={os.path.join(ROOT, "data", "demos_train_features")}',
+       '--validation_demos='
+       f'{os.path.join(ROOT, "data", "demos_validation_features")}',
+       f'--output={output}'],
+      cwd=ROOT, capture_output=True, text=True, timeout=600)
+  assert result.returncode == 0, (result.stdout + result.stderr)[-5000:]
+  evaluation_json = _read_json(output)
+  demos = evaluation_json['demos']
+  assert (demos['validation']['count'], demos['train']['count']) == (10, 20)
+  assert (demos['validation']['evaluated'], demos['train']['evaluated']) == (
+      10, 2)
+  assert [e['demo_id'] for e in evaluation_json['episodes']['train']] == [0, 1]
+  assert len(evaluation_json['episodes']['validation']) == 10
+  lines = evaluation.headline(evaluation_json['metrics'])
+  assert lines[0].endswith('(10 demos)') and lines[1].endswith('(2 demos)')

@@ -135,28 +135,40 @@ def env():
 def test_restore_policy_networks_from_learner_checkpoint(env, tmp_path):
   config = config_lib.features_config()
   spec = specs.make_environment_spec(env)
-  trained, _ = evaluation.build_networks('features', config, spec)
-  for variable in trained.policy_network.variables:
-    variable.assign(tf.random.normal(variable.shape, seed=1))
+  online, _ = evaluation.build_networks('features', config, spec)
+  target, _ = evaluation.build_networks('features', config, spec)
+  for seed, networks in enumerate((online, target)):
+    for variable in networks.policy_network.variables:
+      variable.assign(tf.random.normal(variable.shape, seed=seed))
   # Same structure as CheckpointingRunner(key='learner') over
   # D4PGLearner.state (extra entries are ignored by the restore).
   checkpoint = tf.train.Checkpoint(learner={
-      'policy': trained.policy_network,
-      'observation': trained.observation_network,
-      'critic': trained.critic_network,
+      'policy': online.policy_network,
+      'observation': online.observation_network,
+      'critic': online.critic_network,
+      'target_policy': target.policy_network,
+      'target_observation': target.observation_network,
       'num_steps': tf.Variable(7, dtype=tf.int32)})
   directory = evaluation.checkpoint_directory(str(tmp_path), 'imitation_learner')
   tf.train.CheckpointManager(checkpoint, directory, max_to_keep=1).save()
 
-  fresh, _ = evaluation.build_networks('features', config, spec)
-  steps = evaluation.restore_policy_networks(fresh, str(tmp_path),
-                                             'imitation_learner')
-  assert steps == 7
-  for a, b in zip(trained.policy_network.variables,
-                  fresh.policy_network.variables):
-    np.testing.assert_array_equal(a.numpy(), b.numpy())
+  # By default the target networks: what the learner gives its actors and
+  # evaluators (Acme's D4PG `get_variables`), so that a final evaluation
+  # measures the policy the training curves measured.
+  for kind, expected in (('target', target), ('online', online)):
+    fresh, _ = evaluation.build_networks('features', config, spec)
+    steps = evaluation.restore_policy_networks(
+        fresh, str(tmp_path), 'imitation_learner',
+        **({} if kind == 'target' else dict(networks_kind=kind)))
+    assert steps == 7
+    for a, b in zip(expected.policy_network.variables,
+                    fresh.policy_network.variables):
+      np.testing.assert_array_equal(a.numpy(), b.numpy())
   with pytest.raises(FileNotFoundError):
     evaluation.restore_policy_networks(fresh, str(tmp_path), 'task_learner')
+  with pytest.raises(ValueError, match='networks_kind'):
+    evaluation.restore_policy_networks(fresh, str(tmp_path),
+                                       'imitation_learner', 'best')
 
 
 def test_replaying_demo_actions_scores_perfect_imitation(env):

@@ -240,13 +240,22 @@ def _learner_state(learner, online, target):
   creates its moments m and v at its first update, so before that step they
   are absent.
   """
-  arrays = {'num_steps': learner.state['num_steps'].numpy()}
+  return _state_arrays(learner.state['num_steps'], online, target,
+                       learner.state)
+
+
+def _state_arrays(num_steps, online, target, optimizers):
+  """`num_steps`, the networks' and `optimizers`' variables as numpy arrays.
+
+  `optimizers` maps 'policy_optimizer' and 'critic_optimizer' to Adams.
+  """
+  arrays = {'num_steps': num_steps.numpy()}
   for prefix, nets in (('', online), ('target_', target)):
     for name in NETWORKS:
       for i, variable in enumerate(getattr(nets, f'{name}_network').variables):
         arrays[f'{prefix}{name}/{i}'] = variable.numpy()
   for name in ('policy_optimizer', 'critic_optimizer'):
-    optimizer = learner.state[name]
+    optimizer = optimizers[name]
     arrays[f'{name}/step'] = optimizer.step.numpy()
     for moment in ('m', 'v'):
       for i, variable in enumerate(getattr(optimizer, moment)):
@@ -452,6 +461,20 @@ def _learner_on_batch(learner_class, builder, spec, batch, **kwargs):
 
   Returns (learner, online networks, target networks).
   """
+  return _learner_on_batches(
+      learner_class, builder, spec,
+      iter(tf.data.Dataset.from_tensors(batch).repeat()), **kwargs)
+
+
+def _learner_on_batches(learner_class, builder, spec, dataset_iterator,
+                        **kwargs):
+  """A goal-conditioned learner with seed-0 networks, drawing from an iterator.
+
+  Two learners made by this function start from the same weights, so that
+  fed the same batches they must take the same steps.
+
+  Returns (learner, online networks, target networks).
+  """
   tf.random.set_seed(0)
   online = networks.make_networks(spec, observation_keys=KEYS,
                                   goal_conditioned=True, vmax=VMAX, **SMALL)
@@ -471,7 +494,7 @@ def _learner_on_batch(learner_class, builder, spec, batch, **kwargs):
       critic_optimizer=snt.optimizers.Adam(config.critic_learning_rate),
       discount=config.discount,
       target_update_period=config.target_update_period,
-      dataset_iterator=iter(tf.data.Dataset.from_tensors(batch).repeat()),
+      dataset_iterator=dataset_iterator,
       logger=loggers.NoOpLogger(), checkpoint=False, **kwargs)
   return learner, online, target
 
@@ -554,6 +577,97 @@ def test_compiled_step_with_fused_priorities_matches_acmes_step():
         continue
       np.testing.assert_allclose(arrays[key], value, rtol=rtol, atol=1e-6,
                                  err_msg=f'{key}, XLA {jit_compile}')
+  server.stop()
+
+
+def test_steps_with_target_copies_match_acmes_learner():
+  """Six steps on six batches with target copies every 3rd (steps 0 and 3).
+
+  The one-step test above runs where the online and target networks are
+  equal. From step 1 on they differ, so the losses show which networks a
+  step bootstraps from (o', pi'(o') and Z' must be the targets'), and the
+  weights after step 5 show that the copies ran at steps 0 and 3 only.
+  Acme's `D4PGLearner` is the reference; ours takes 1 and then 2 SGD steps
+  per call (with 2, the copy at step 3 falls inside a call, and only each
+  call's last losses come back). Without XLA, so that the comparison is
+  tight; the one-step test covers XLA's step.
+  """
+  num_steps = 6
+  config = _small_config(batch_size=16, target_update_period=3)
+  builder, spec, server, client = _replay_with_one_episode(config)
+  source = builder.make_imitation_dataset_iterator(client)
+  batches = [next(source) for _ in range(num_steps)]
+
+  reference, online, target = _learner_on_batches(
+      d4pg_learning.D4PGLearner, builder, spec, _fixed_batches(batches))
+  expected_losses = [{k: v.numpy() for k, v in reference._step().items()}
+                     for _ in range(num_steps)]
+
+  def optimizers(learner):
+    return {'policy_optimizer': learner._policy_optimizer,
+            'critic_optimizer': learner._critic_optimizer}
+
+  expected = _state_arrays(reference._num_steps, online, target,
+                           optimizers(reference))
+  # The targets hold the step-3 copy, three updates behind the online
+  # networks, for every network a bootstrap reads.
+  for name in NETWORKS:
+    assert any(not np.array_equal(expected[key], expected[f'target_{key}'])
+               for key in expected if key.startswith(f'{name}/')), name
+
+  for steps_per_call in (1, 2):
+    learner, online, target = _learner_on_batches(
+        learning.D4PGLearner, builder, spec, _fixed_batches(batches),
+        priority_table=config_lib.IMITATION_TABLE,
+        server_address=client.server_address, steps_per_call=steps_per_call,
+        jit_compile=False)
+    for call in range(num_steps // steps_per_call):
+      losses = learner._step()
+      step = (call + 1) * steps_per_call - 1
+      for key, value in expected_losses[step].items():
+        np.testing.assert_allclose(
+            losses[key].numpy(), value, rtol=1e-5,
+            err_msg=f'{key} of step {step}, {steps_per_call} per call')
+    arrays = _state_arrays(learner._num_steps, online, target,
+                           optimizers(learner))
+    assert set(arrays) == set(expected)
+    for key, value in expected.items():
+      np.testing.assert_allclose(arrays[key], value, rtol=1e-5, atol=1e-7,
+                                 err_msg=f'{key}, {steps_per_call} per call')
+  server.stop()
+
+
+def test_priorities_are_written_for_every_kth_sgd_step_only():
+  """`priority_update_period=3`, 2 SGD steps per call: steps 0, 3 and 6 write.
+
+  All priorities are reset before each call, so afterwards exactly the keys
+  of the call's written batches have new ones: the first batch of call 0, the
+  second of call 1, none of call 2, the first of call 3. Counting calls
+  instead of SGD steps, or deciding after the step's own increment, writes
+  other batches.
+  """
+  config = _small_config(batch_size=8, learner_steps_per_call=2,
+                         priority_update_period=3,
+                         imitation_sampler='uniform')
+  builder, spec, server, client = _replay_with_one_episode(config)
+  table = config_lib.IMITATION_TABLE
+  recorder = _RecordingIterator(builder.make_imitation_dataset_iterator(client))
+  learner, _, _ = _make_learner(builder, spec, client, table, recorder)
+  keys = set(_priorities(client, table))
+  for call in range(4):
+    client.mutate_priorities(
+        table, updates={key: config.initial_priority for key in keys})
+    learner.step()
+    priorities = _priorities(client, table)
+    assert set(priorities) == keys
+    changed = {key for key, priority in priorities.items()
+               if priority != config.initial_priority}
+    steps = range(2 * call, 2 * call + 2)
+    written = {int(key) for step in steps if step % 3 == 0
+               for key in recorder.batches[step].info.key}
+    assert changed == written, f'call {call}, SGD steps {list(steps)}'
+  assert len(recorder.batches) == 8
+  assert learner.state['num_steps'].numpy() == 8
   server.stop()
 
 

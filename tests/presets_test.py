@@ -1,5 +1,6 @@
 """Presets: the network-ablation presets and nested demo subsets."""
 
+import dataclasses
 import importlib.util
 import json
 import os
@@ -232,3 +233,56 @@ def test_run_local_refuses_a_demo_set_it_would_record_otherwise(
   assert '--make_demos=false to use it as it is' in result.stderr
   # Refused before the workdir was made or a demo recorded.
   assert not workdir.exists() and not validation.exists()
+
+
+# Builds run_local's program definition for every preset in a fresh process
+# (run_local's absl flags would clash with other scripts' in this one) and
+# prints the config that each node body reads: the definition's own, its
+# builder's (adders, actors, learners, environments) and the network
+# factory's.
+_NODE_CONFIGS = r'''
+import dataclasses, json, sys
+sys.path.insert(0, 'launch')
+from absl import flags
+import run_local
+from acme_metamimic import presets
+configs = {}
+for preset in sorted(presets.PRESETS):
+  flags.FLAGS.unparse_flags()
+  flags.FLAGS(['run_local', f'--preset={preset}'])
+  definition = run_local.make_program_definition('/unused', 2, 1)
+  configs[preset] = [dataclasses.asdict(config) for config in (
+      definition._config, definition._builder.config,
+      definition._network_factory.args[1])]
+print(json.dumps(configs))
+'''
+
+
+def test_run_local_gives_every_node_its_presets_config():
+  result = subprocess.run([sys.executable, '-c', _NODE_CONFIGS], cwd=ROOT,
+                          capture_output=True, text=True, timeout=600)
+  assert result.returncode == 0, result.stderr[-3000:]
+  configs = json.loads(result.stdout.strip().splitlines()[-1])
+  assert set(configs) == set(presets.PRESETS)
+  for preset, (program, builder, networks) in configs.items():
+    # run_local's own choices, the same for every preset.
+    expected = json.loads(json.dumps(dataclasses.asdict(presets.make_config(
+        preset, num_imitation_actors=2, num_task_actors=1, seed=0,
+        demo_curriculum=False, variable_update_period=100,
+        learner_jit_compile=True))))
+    assert program == expected, preset
+    # The builder's tables are named by it; everything else is the same.
+    assert builder == dict(expected, replay_table_name='task'), preset
+    assert networks == expected, preset
+  features, vision = configs['features'][0], configs['vision'][0]
+  # The CPU preset's departures, and the paper's values for vision.
+  assert (features['early_termination'], features['curriculum_max_step'],
+          features['max_replay_size'], features['policy_learning_rate']) == (
+              'reward', 100, 100_000, 2e-4)
+  assert (vision['early_termination'], vision['curriculum_max_step'],
+          vision['max_replay_size']) == ('hand_to_target', 300, 1_000_000)
+  assert 5e-5 <= vision['policy_learning_rate'] <= 2e-4
+  assert vision['policy_learning_rate'] != 2e-4
+  for preset in presets.PRESETS:
+    assert configs[preset][0] == configs[
+        'vision' if preset.startswith('vision') else 'features'][0]

@@ -563,12 +563,20 @@ def test_d4pgfd_baseline_runs_task_nodes_only_and_inserts_demos_once(
   summary, output = _run(workdir, demo_dirs, '--baseline=d4pgfd',
                          '--nojit_compile',
                          '--max_learner_steps=30', '--max_seconds=300',
-                         '--max_train_demos=2')
+                         '--max_train_demos=2', '--evaluate')
   assert 'demo steps written to the demo table' not in output
   assert summary['counts']['task_learner_steps'] >= 30
   # Restored from the replay checkpoint, every demo item and none inserted
   # again.
   assert summary['table_sizes']['demo'] == demo_items
+  # --evaluate: every held-out demo, and the training demos trained on only.
+  assert f'the first 2 demos of {demo_dirs["A"]}' in output
+  with open(os.path.join(workdir, 'evaluation.json')) as f:
+    evaluated = json.load(f)
+  assert evaluated['demos']['train']['evaluated'] == 2
+  assert evaluated['demos']['validation']['evaluated'] == 2
+  assert re.search(r'^task policy, training starts .* of 2$', output,
+                   re.MULTILINE), output[-3000:]
 
 
 def _node_process(root_pid, title):

@@ -181,11 +181,18 @@ def test_run_local_refuses_a_workdir_of_another_preset(tmp_path,
   with open(workdir / workdirs.RUN_FILE, 'w') as f:
     json.dump(dict(features_signature, preset='features_mlp64',
                    config_overrides={'vmax': 400.}), f)
-  stderr = _run_local(tmp_path, f'--workdir={workdir}', '--config=vmax=200')
+  stderr = _run_local(tmp_path, f'--workdir={workdir}', '--config=vmax=200',
+                      '--max_replay_size=50000', '--seed=3')
   assert f'{workdir} was made by another set-up' in stderr
   assert "preset: workdir 'features_mlp64', this run 'features'" in stderr
   # --config overrides are part of the set-up a resume must repeat.
   assert 'config_overrides.vmax: workdir 400.0, this run 200.0' in stderr
+  # So are the run seed and the tables' capacities: Reverb would restore the
+  # workdir's capacities from its checkpoint whatever this run asked for.
+  assert 'seed: workdir 0, this run 3' in stderr
+  for table in ('imitation', 'task'):
+    assert (f'table_capacities.{table}: workdir 100000, this run 50000'
+            in stderr)
 
 
 def test_run_local_refuses_a_bad_config_override_before_recording_demos(

@@ -32,7 +32,9 @@ mkdir -p "$(dirname "$workdir")"
   --seed="$seed" --demos="$train_demos" \
   --validation_demos="$validation_demos" \
   --workdir="$workdir" "$@"
-.venv/bin/python launch/evaluate.py --workdir="$workdir" \
+# The first 10 demos of each split, as every screen recorded so far was
+# evaluated (run_local --evaluate takes every demo trained on).
+.venv/bin/python launch/evaluate.py --workdir="$workdir" --num_episodes=10 \
   --demos="$train_demos" --validation_demos="$validation_demos" \
   --output="$workdir/evaluation.json"
 mkdir -p "$out"

@@ -1,0 +1,145 @@
+"""Probes a run's imitation critic and policy against the joint tracker.
+
+    python launch/diagnose.py --workdir=workdir/metamimic \
+        --validation_demos=data/demos_validation_features \
+        --output=workdir/metamimic/diagnostics.json
+
+Restores the imitation learner's networks from <workdir>/checkpoints (the
+target networks, as `launch/evaluate.py` does; `--networks=online` reads
+the online ones), or without --workdir builds untrained ones, and runs
+`diagnostics.diagnose`: at states along the held-out demos, how the critic
+ranks candidate actions against the true eq. 2 reward, how its action
+gradient points against the reward's, which of the policy's and the
+tracker's actions it prefers, how much the policy's action follows the goal;
+and how long training-style episodes on --demos (the preset's early
+termination, the curriculum unless --nodemo_curriculum, the exploration
+noise) last for the policy and for the tracker. acme_metamimic/diagnostics.py
+says why each. Prints a short table and writes every number as JSON to
+--output (by default <workdir>/diagnostics.json; without a workdir, only
+with --output). The defaults take under a minute on 2 CPU cores for the
+features preset.
+"""
+
+import json
+import os
+
+from absl import app
+from absl import flags
+from absl import logging
+
+from acme_metamimic import diagnostics
+from acme_metamimic import evaluation
+from acme_metamimic import presets
+
+_WORKDIR = flags.DEFINE_string(
+    'workdir', None, 'run_local workdir with an imitation learner '
+    'checkpoint; omit to probe untrained networks.')
+_PRESET = flags.DEFINE_string('preset', 'features',
+                              f'One of {sorted(presets.PRESETS)}.')
+_VALIDATION_DEMOS = flags.DEFINE_string(
+    'validation_demos', 'data/demos_validation_features',
+    'Held-out demo set: the probed states are its frames.')
+_DEMOS = flags.DEFINE_string(
+    'demos', 'data/demos_train_features',
+    'Training demo set: the exploration episodes follow it.')
+_NUM_DEMOS = flags.DEFINE_integer(
+    'num_demos', None, 'Use the first N demos of each set (default: all).')
+_NUM_STATES = flags.DEFINE_integer('num_states', 20, 'States probed.')
+_NUM_CANDIDATES = flags.DEFINE_integer(
+    'num_candidates', 16, 'Random candidate actions per state (besides the '
+    "policy's and the tracker's).")
+_HORIZON = flags.DEFINE_integer(
+    'horizon', 10, 'Policy steps after a candidate for its short-horizon '
+    'return.')
+_EXPLORATION_EPISODES = flags.DEFINE_integer(
+    'exploration_episodes', 20, 'Noisy training-style episodes per policy.')
+_DEMO_CURRICULUM = flags.DEFINE_bool(
+    'demo_curriculum', True, 'Exploration episodes start at curriculum '
+    "frames, as in the main job (launch/main.sh); run.json does not record "
+    "run_local's --demo_curriculum.")
+_NETWORKS = flags.DEFINE_enum(
+    'networks', 'target', list(evaluation.CHECKPOINT_NETWORKS),
+    "Which of the checkpoint's networks to probe.")
+_SEED = flags.DEFINE_integer('seed', 0, 'Seed of initialisation and probes.')
+_OUTPUT = flags.DEFINE_string(
+    'output', None, 'JSON file (default: <workdir>/diagnostics.json).')
+
+
+def table(result) -> str:
+  """The headline numbers, policy beside tracker where both have one."""
+  ranking = result['critic_ranking']
+  versus = result['policy_vs_tracker']
+  sensitivity = result['goal_sensitivity']
+  exploration = result['exploration']
+  horizon = result['settings']['horizon']
+  rows = [
+      ('critic rank corr., Q vs one-step eq. 2', ranking['q_vs_reward'], None),
+      (f'critic rank corr., Q vs {horizon}-step return',
+       ranking['q_vs_return'], None),
+      ('cosine(dQ/da, d eq. 2/da) at pi(o)',
+       result['gradient_cosine']['cosine'], None),
+      ('one-step eq. 2 of the action', versus['policy_reward'],
+       versus['tracker_reward']),
+      ('Q of the action', versus['policy_q'], versus['tracker_q']),
+      ('Q prefers the policy\'s action (fraction)',
+       versus['q_prefers_policy'], None),
+      ('eq. 2 prefers the policy\'s action (fraction)',
+       versus['reward_prefers_policy'], None),
+  ]
+  for part in ('arm', 'fingers'):
+    key = f'{part}_own_joint'
+    rows.append((f'|d action / d goal|, {part}, own joint',
+                 sensitivity['policy'][key], sensitivity['tracker'][key]))
+  for key, what in (('mean_length', 'mean'), ('median_length', 'median')):
+    rows.append((f'noisy episode length, {what}', exploration['policy'][key],
+                 exploration['tracker'][key]))
+  lines = [f'| {"probe":46s} | {"learned":>9s} | {"tracker":>9s} |',
+           f'|{"-" * 48}|{"-" * 11}|{"-" * 11}|']
+  for name, mine, tracker in rows:
+    cell = f'{tracker:9.3g}' if tracker is not None else ' ' * 9
+    lines.append(f'| {name:46s} | {mine:9.3g} | {cell} |')
+  return '\n'.join(lines)
+
+
+def main(argv):
+  del argv
+  logging.set_verbosity(logging.ERROR)
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  tf.random.set_seed(_SEED.value)
+  preset = _PRESET.value
+  workdir = os.path.abspath(_WORKDIR.value) if _WORKDIR.value else None
+  # As in evaluate.py: the run's network-shaping overrides only, so that
+  # eq. 2, the noise and the termination are the preset's.
+  overrides = evaluation.network_overrides(workdir) if workdir else {}
+  config = presets.make_config(preset, seed=_SEED.value,
+                               demo_curriculum=_DEMO_CURRICULUM.value,
+                               **overrides)
+  demos, train_demos = (
+      presets.load_demonstrations(preset, path, max_episodes=_NUM_DEMOS.value)
+      for path in (_VALIDATION_DEMOS.value, _DEMOS.value))
+  try:
+    result = diagnostics.diagnose(
+        workdir, preset, demos, config, num_states=_NUM_STATES.value,
+        num_candidates=_NUM_CANDIDATES.value, horizon=_HORIZON.value,
+        seed=_SEED.value, train_demos=train_demos,
+        exploration_episodes=_EXPLORATION_EPISODES.value,
+        networks_kind=_NETWORKS.value)
+  except FileNotFoundError as e:
+    raise app.UsageError(f'No imitation learner to probe: {e}') from e
+  result['network_overrides'] = overrides
+  result['demos'] = dict(validation=os.path.abspath(_VALIDATION_DEMOS.value),
+                         train=os.path.abspath(_DEMOS.value))
+  print(f'[diagnose] networks: {result["source"]}', flush=True)
+  print(table(result), flush=True)
+  print(f'[diagnose] {result["seconds"]["total"]:.0f}s', flush=True)
+  output = _OUTPUT.value or (
+      os.path.join(workdir, 'diagnostics.json') if workdir else None)
+  if output:
+    os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
+    with open(output, 'w') as f:
+      json.dump(result, f, indent=2, sort_keys=True, default=float)
+    print(f'[diagnose] wrote {output}', flush=True)
+
+
+if __name__ == '__main__':
+  app.run(main)

@@ -1,0 +1,245 @@
+"""The joint tracker and the critic probes on real MuJoCo and committed demos.
+
+The probes are checked against critics whose answers are known: an oracle
+whose Q is the true one-step eq. 2 reward (it finds the demo frame from the
+observation alone and steps its own simulator), a random one and the
+oracle's negation. launch/diagnose.py runs end to end on untrained networks
+with tiny sizes.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+from acme import specs
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from acme_metamimic import builder as builder_lib
+from acme_metamimic import config as config_lib
+from acme_metamimic import diagnostics
+from acme_metamimic import evaluation
+from acme_metamimic import presets
+from acme_metamimic.environments import imitation
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PRESET = 'features'
+VALIDATION_DEMOS = os.path.join(ROOT, 'data', 'demos_validation_features')
+# jaco_stack's documented actuator ranges (rad/s): large arm joints, wrist
+# joints, fingers.
+ARM_RANGES = np.array([0.628] * 3 + [0.838] * 3)
+FINGER_RANGE = 5.
+
+
+@pytest.fixture(scope='module')
+def setup():
+  """The held-out demos 0 and 1, eq. 2 and two imitation environments.
+
+  Both follow every demo whole (no early termination); the second, over its
+  own simulator, is the oracle's.
+  """
+  config = config_lib.features_config()
+  builder = builder_lib.MetaMimicBuilder(config)
+  demos = presets.load_demonstrations(PRESET, VALIDATION_DEMOS,
+                                      max_episodes=2)
+  environments = [
+      builder.make_imitation_environment(
+          presets.make_environment(PRESET, seed=0), demos, seed=0,
+          curriculum=False, early_termination='none') for _ in range(2)]
+  return dict(demos=demos, reward=builder.make_imitation_reward(),
+              environment=environments[0], oracle_environment=environments[1],
+              config=config)
+
+
+def _zero_policy(observation):
+  del observation
+  return np.zeros(9, np.float32)
+
+
+def _locate(demos, observation):
+  """(demo, t) whose frames t and t + 1 are the observation and its goal."""
+  best, where = np.inf, None
+  for demo in demos:
+    body = demo.observations['body']
+    own = observation[imitation.OBSERVATION]['body']
+    goal = observation[imitation.GOAL]['body']
+    distance = (np.sum(np.square(body[:-1] - own), axis=1) +
+                np.sum(np.square(body[1:] - goal), axis=1))
+    t = int(np.argmin(distance))
+    if distance[t] < best:
+      best, where = distance[t], (demo, t)
+  return where
+
+
+def _oracle(setup):
+  """A 'critic' whose Q is the true one-step eq. 2 reward of the action."""
+  environment = setup['oracle_environment']
+
+  def critic(observation, action):
+    demo, t = _locate(setup['demos'], observation)
+    environment.reset_to_demo(demo, t)
+    timestep = environment.step(action)
+    return setup['reward'](timestep.observation[imitation.OBSERVATION],
+                           demo.frame(t + 1))
+
+  return critic
+
+
+def _states(setup, num_states, horizon=0):
+  return diagnostics.sample_demo_states(setup['demos'], num_states, horizon,
+                                        np.random.default_rng(1))
+
+
+def test_tracker_follows_a_held_out_demo_far_better_than_standing_still(
+    setup):
+  demo = setup['demos'][0].prefix(60)  # The reach, toward the brick.
+  per_step = {}
+  for name, policy in (
+      ('tracker', diagnostics.joint_tracker_policy(setup['environment'])),
+      ('zero', _zero_policy)):
+    rollout = evaluation.follow_demo(setup['environment'], policy, demo,
+                                     setup['reward'])
+    assert len(rollout) == 60
+    per_step[name] = float(np.mean(rollout.imitation_rewards))
+  assert per_step['tracker'] > per_step['zero'] + 5., per_step
+
+
+def test_ranking_is_perfect_for_the_oracle_and_chance_for_a_random_critic(
+    setup):
+  tracker = diagnostics.joint_tracker_policy(setup['environment'])
+  rng = np.random.default_rng(0)
+  critics = dict(oracle=_oracle(setup),
+                 random=lambda observation, action: float(rng.uniform()))
+  results = {}
+  for name, critic in critics.items():
+    scores = diagnostics.score_candidates(
+        setup['environment'], _states(setup, 4, horizon=2), critic,
+        _zero_policy, tracker, setup['reward'], num_candidates=6, horizon=2,
+        discount=0.99, rng=np.random.default_rng(2))
+    assert [s.q.shape for s in scores] == [(8,)] * 4
+    results[name] = (diagnostics.critic_ranking(scores),
+                     diagnostics.policy_vs_tracker(scores))
+  ranking, versus = results['oracle']
+  assert ranking['q_vs_reward'] == pytest.approx(1.)
+  assert ranking['ranked_states'] == 4
+  # The oracle prefers exactly what the reward prefers.
+  assert versus['q_prefers_policy'] == versus['reward_prefers_policy']
+  assert versus['policy_q'] == pytest.approx(versus['policy_reward'])
+  ranking, _ = results['random']
+  assert abs(ranking['q_vs_reward']) < 0.6, ranking
+
+
+def test_gradient_cosine_is_one_for_the_oracle_gradient(setup):
+  oracle = _oracle(setup)
+
+  def oracle_gradient(observation, action):
+    # A smaller step than the probe's: the same gradient, differently taken.
+    return diagnostics.finite_difference_gradient(
+        lambda a: oracle(observation, a), action, epsilon=0.02)
+
+  tracker = diagnostics.joint_tracker_policy(setup['environment'])
+  cosines = {}
+  for name, gradient in (
+      ('oracle', oracle_gradient),
+      ('negated', lambda o, a: -oracle_gradient(o, a))):
+    result = diagnostics.gradient_cosine(
+        setup['environment'], _states(setup, 3), gradient, tracker,
+        setup['reward'])
+    assert result['reward_gradient_norm'] > 0
+    cosines[name] = result['cosine']
+  assert cosines['oracle'] > 0.9, cosines
+  assert cosines['negated'] < -0.9, cosines
+
+
+@pytest.mark.parametrize('gain', [0.5, 0.25])
+def test_tracker_goal_sensitivity_is_its_gain_per_control_step(setup, gain):
+  environment = setup['environment']
+  observations = [environment.reset_to_demo(*state).observation
+                  for state in _states(setup, 3)]
+  sensitivity = diagnostics.goal_sensitivity(
+      observations, diagnostics.joint_tracker_policy(environment, gain))
+  # d action / d goal: gain / 0.05 s in rad/s per rad, over the range.
+  assert sensitivity['arm_own_joint'] == pytest.approx(
+      np.mean(gain / 0.05 / ARM_RANGES), rel=1e-3)
+  assert sensitivity['fingers_own_joint'] == pytest.approx(
+      gain / 0.05 / FINGER_RANGE, rel=1e-3)
+  assert sensitivity['arm_other_joints'] == 0.
+  assert sensitivity['fingers_other_joints'] == 0.
+
+
+def test_restore_critic_network_reads_the_kind_asked(setup, tmp_path):
+  environment_spec = specs.make_environment_spec(
+      setup['environment'].environment)
+  config = setup['config']
+  online, target, fresh = (
+      evaluation.build_networks(PRESET, config, environment_spec)[0]
+      for _ in range(3))
+  for seed, networks in enumerate((online, target)):
+    for variable in networks.critic_network.variables:
+      variable.assign(tf.random.normal(variable.shape, seed=seed))
+  # As CheckpointingRunner(key='learner') saves D4PGLearner.state.
+  checkpoint = tf.train.Checkpoint(learner={
+      'critic': online.critic_network, 'policy': online.policy_network,
+      'target_critic': target.critic_network,
+      'target_policy': target.policy_network})
+  directory = evaluation.checkpoint_directory(str(tmp_path),
+                                              evaluation.IMITATION_LEARNER)
+  tf.train.CheckpointManager(checkpoint, directory, max_to_keep=1).save()
+  for kind, expected in (('target', target), ('online', online)):
+    diagnostics.restore_critic_network(
+        fresh, str(tmp_path), evaluation.IMITATION_LEARNER, kind)
+    for a, b in zip(expected.critic_network.variables,
+                    fresh.critic_network.variables):
+      np.testing.assert_array_equal(a.numpy(), b.numpy())
+  with pytest.raises(FileNotFoundError):
+    diagnostics.restore_critic_network(fresh, str(tmp_path),
+                                       evaluation.TASK_LEARNER)
+
+
+EXPECTED = dict(
+    critic_ranking={'q_vs_reward', 'q_vs_return', 'reward_vs_return',
+                    'num_states', 'ranked_states'},
+    policy_vs_tracker={'q_prefers_policy', 'reward_prefers_policy',
+                       'return_prefers_policy', 'policy_reward',
+                       'tracker_reward', 'policy_q', 'tracker_q'},
+    gradient_cosine={'cosine', 'cosine_median', 'critic_gradient_norm',
+                     'reward_gradient_norm', 'num_states'},
+    goal_sensitivity={'arm_own_joint', 'fingers_own_joint',
+                      'arm_other_joints', 'fingers_other_joints'},
+    exploration={'mean_length', 'median_length', 'early_termination_rate',
+                 'imitation_reward_per_step', 'num_episodes'},
+)
+PER_POLICY = ('goal_sensitivity', 'exploration')
+
+
+def test_diagnose_script_writes_every_number_for_untrained_networks(
+    tmp_path):
+  output = tmp_path / 'diagnostics.json'
+  result = subprocess.run(
+      [sys.executable, os.path.join(ROOT, 'launch', 'diagnose.py'),
+       '--num_demos=1', '--num_states=2', '--num_candidates=3', '--horizon=2',
+       '--exploration_episodes=1', f'--output={output}'],
+      cwd=ROOT, capture_output=True, text=True, timeout=300)
+  assert result.returncode == 0, (result.stdout + result.stderr)[-5000:]
+  assert 'cosine(dQ/da' in result.stdout
+  with open(output) as f:
+    written = json.load(f)
+  assert set(written) == set(EXPECTED) | {
+      'settings', 'source', 'seconds', 'network_overrides', 'demos'}
+  assert written['source'] == dict(kind='untrained')
+  assert written['settings']['num_states'] == 2
+  assert written['settings']['demo_curriculum'] is True  # As main.sh trains.
+  assert len(written['settings']['states']) == 2
+  assert set(written['seconds']) == {*EXPECTED, 'total'} - {
+      'policy_vs_tracker'}
+  for probe, keys in EXPECTED.items():
+    parts = written[probe]
+    if probe in PER_POLICY:
+      assert set(parts) == {'policy', 'tracker'}
+    else:
+      parts = dict(learned=parts)
+    for part in parts.values():
+      assert set(part) == keys, probe
+      assert all(np.isfinite(value) for value in part.values()), (probe, part)
