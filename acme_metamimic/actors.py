@@ -110,7 +110,8 @@ class NumpyPolicy:
       offset = np.float32(module._offset)  # pylint: disable=protected-access
       return [lambda x: 0.5 * (np.tanh(x) + 1.) * scale + offset]
     if isinstance(module, acme_networks.ClippedGaussian):
-      stddev = float(module._noise.stddev())  # pylint: disable=protected-access
+      # A scalar, or one per action dimension (PerDimensionClippedGaussian).
+      stddev = np.asarray(module._noise.stddev())  # pylint: disable=protected-access
       return [lambda x: np.clip(
           x + self._rng.normal(0., stddev, x.shape).astype(x.dtype), -1., 1.)]
     if isinstance(module, acme_networks.ClipToSpec):
@@ -134,7 +135,7 @@ class NumpyPolicy:
   def _observation_encoder(self, module: networks.ObservationEncoder) -> Layer:
     # pylint: disable=protected-access
     keys, scale = module._keys, module._goal_delta_scale
-    goal_conditioned = module._goal_conditioned
+    goal_conditioned, skip = module._goal_conditioned, module._goal_delta_skip
     normalization = module._normalization
     torso = self._compile(module._torso)
     # pylint: enable=protected-access
@@ -150,7 +151,12 @@ class NumpyPolicy:
         vectors.append(x)
       return vectors
 
+    def flat(vectors):
+      return np.concatenate([v.astype(np.float32).reshape(1, -1)
+                             for v in vectors], axis=-1)
+
     def encode(observation):
+      goals = []
       if goal_conditioned:
         observations = select(observation[networks.OBSERVATION_KEY])
         goals = select(observation[networks.GOAL_KEY])
@@ -163,11 +169,10 @@ class NumpyPolicy:
       if any(v.ndim >= 3 for v in vectors):
         raise NotImplementedError('NumpyPolicy evaluates vector observations '
                                   'only.')
-      x = np.concatenate([v.astype(np.float32).reshape(1, -1)
-                          for v in vectors], axis=-1)
+      x = flat(vectors)
       for layer in torso:
         x = layer(x)
-      return x
+      return np.concatenate([x, flat(goals)], axis=-1) if skip else x
     return encode
 
 

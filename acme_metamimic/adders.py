@@ -27,7 +27,7 @@ actors use a plain `NStepTransitionAdder` on the task table
 (`builder.MetaMimicBuilder.make_adder`).
 """
 
-from typing import Mapping, Optional
+from typing import Mapping, Optional, Union
 
 from acme import types
 from acme.adders.reverb import transition
@@ -49,7 +49,7 @@ class ImitationRewardAdder(transition.NStepTransitionAdder):
   def __init__(self,
                client: reverb.Client,
                n_step: int,
-               discount: float,
+               discount: Union[float, Mapping[str, float]],
                reward: rewards.ImitationReward,
                imitation_table: str,
                task_table: str,
@@ -61,7 +61,9 @@ class ImitationRewardAdder(transition.NStepTransitionAdder):
     Args:
       client: Reverb client of the server holding both tables.
       n_step: N of the N-step transitions (both tables).
-      discount: the agent's discount, applied within the N steps.
+      discount: the agent's discount, applied within the N steps: one for
+        both tables, or {'imitation': ..., 'task': ...} (Acme's N-step
+        machinery takes a nested discount key by key).
       reward: eq. 2, r(o_{t+1}, d_{t+1}).
       imitation_table: table of goal-conditioned, imitation-reward items.
       task_table: table of unconditional, task-reward items.

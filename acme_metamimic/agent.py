@@ -19,6 +19,7 @@ from acme.utils import counting
 from acme.utils import loggers
 from acme_metamimic import builder as builder_lib
 from acme_metamimic import config as config_lib
+from acme_metamimic import networks as networks_lib
 from acme_metamimic.environments import imitation
 import numpy as np
 import reverb
@@ -99,7 +100,8 @@ class MetaMimic(acme_agent.Agent):
         logger=logger_factory('imitation_learner'),
         checkpoint=checkpoint,
         priority_table=config_lib.IMITATION_TABLE,
-        replay_client=self.replay_client)
+        replay_client=self.replay_client,
+        discount=config.imitation_learner_discount())
     task_learner = builder.make_learner(
         (task_networks, target_task_networks),
         builder.make_dataset_iterator(self.replay_client),
@@ -108,10 +110,12 @@ class MetaMimic(acme_agent.Agent):
         checkpoint=checkpoint)
 
     imitation_actor = builder.make_actor(
-        imitation_networks.make_policy(imitation_spec, config.sigma),
+        networks_lib.make_behavior_policy(imitation_networks, imitation_spec,
+                                          config.exploration_sigma()),
         adder=builder.make_imitation_adder(self.replay_client))
     self.task_actor = builder.make_actor(
-        task_networks.make_policy(environment_spec, config.sigma),
+        networks_lib.make_behavior_policy(task_networks, environment_spec,
+                                          config.exploration_sigma()),
         adder=builder.make_adder(self.replay_client))
     self.builder = builder
     self.learner = JointLearner(imitation_learner, task_learner)

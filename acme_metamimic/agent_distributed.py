@@ -55,6 +55,7 @@ from acme_metamimic import config as config_lib
 from acme_metamimic import counter_checkpoint
 from acme_metamimic import csv_logs
 from acme_metamimic import learning
+from acme_metamimic import networks as networks_lib
 from acme_metamimic import replay_memory
 from acme_metamimic import seeding
 from acme_metamimic import workdirs
@@ -349,7 +350,9 @@ class DistributedMetaMimic:
                            self._log_every),
         priority_table=(config_lib.IMITATION_TABLE if goal_conditioned
                         else None),
-        replay_client=replay)
+        replay_client=replay,
+        discount=(self._config.imitation_learner_discount()
+                  if goal_conditioned else self._config.discount))
     return learning.LearnerCheckpointingRunner(
         learner, key='learner', subdirectory=label,
         directory=self._workdir, add_uid=False,
@@ -400,11 +403,11 @@ class DistributedMetaMimic:
   def _seed(self, node: str, index: int, stream: str) -> int:
     return seeding.node_seed(self._config.seed, node, index, stream)
 
-  def _policy(self, goal_conditioned: bool, sigma: float):
+  def _policy(self, goal_conditioned: bool, sigma):
     spec = self._imitation_spec if goal_conditioned else self._environment_spec
     networks = self._network_factory(self._environment_spec, goal_conditioned)
     networks.init(spec)
-    return networks.make_policy(spec, sigma)
+    return networks_lib.make_behavior_policy(networks, spec, sigma)
 
   def imitation_actor(self, replay: reverb.Client,
                       variable_source: acme.VariableSource,
@@ -419,7 +422,7 @@ class DistributedMetaMimic:
         self._demonstrations_factory(TRAIN),
         seed=self._seed('imitation_actor', actor_id, seeding.DEMOS))
     actor = self._builder.make_actor(
-        self._policy(True, self._config.sigma),
+        self._policy(True, self._config.exploration_sigma()),
         adder=self._builder.make_imitation_adder(replay),
         variable_source=variable_source)
     return self._loop('imitation_actor', environment, actor, counter, True)
@@ -431,7 +434,7 @@ class DistributedMetaMimic:
     end_with_launcher()
     seeding.seed_process(self._config.seed, 'task_actor', actor_id)
     actor = self._builder.make_actor(
-        self._policy(False, self._config.sigma),
+        self._policy(False, self._config.exploration_sigma()),
         adder=self._builder.make_adder(replay),
         variable_source=variable_source)
     return self._loop('task_actor', self.task_environment(actor_id), actor,

@@ -206,10 +206,14 @@ class MetaMimicBuilder(d4pg_agent.D4PGBuilder):
                            replay_client: reverb.Client) -> acme_adders.Adder:
     """Writes imitation steps to both tables (imitation and task reward)."""
     config = self._config
+    discount = config.discount
+    if config.imitation_discount is not None:
+      discount = {adders.IMITATION_REWARD: config.imitation_discount,
+                  adders.TASK_REWARD: config.discount}
     return adders.ImitationRewardAdder(
         client=replay_client,
         n_step=config.n_step,
-        discount=config.discount,
+        discount=discount,
         reward=self.make_imitation_reward(),
         imitation_table=config_lib.IMITATION_TABLE,
         task_table=config_lib.TASK_TABLE,
@@ -310,7 +314,8 @@ class MetaMimicBuilder(d4pg_agent.D4PGBuilder):
       logger: Optional[loggers.Logger] = None,
       checkpoint: bool = False,
       priority_table: Optional[str] = None,
-      replay_client: Optional[reverb.Client] = None):
+      replay_client: Optional[reverb.Client] = None,
+      discount: Optional[float] = None):
     """Acme's D4PG learner (compiled, fused priorities), own Adam optimizers.
 
     Args:
@@ -322,6 +327,8 @@ class MetaMimicBuilder(d4pg_agent.D4PGBuilder):
       priority_table: if given, TD-error priorities of every sampled batch are
         written back to this table (the imitation learner).
       replay_client: the client of the server holding `priority_table`.
+      discount: the learner's discount (default `config.discount`; the
+        imitation learner's is `config.imitation_learner_discount()`).
     """
     config = self._config
     online, target = networks
@@ -343,7 +350,7 @@ class MetaMimicBuilder(d4pg_agent.D4PGBuilder):
         policy_optimizer=snt.optimizers.Adam(config.policy_learning_rate),
         critic_optimizer=snt.optimizers.Adam(config.critic_learning_rate),
         clipping=config.clipping,
-        discount=config.discount,
+        discount=config.discount if discount is None else discount,
         target_update_period=config.target_update_period,
         dataset_iterator=dataset,
         counter=counter,

@@ -263,17 +263,22 @@ class ObservationEncoder(snt.Module):
     With `goal_delta_scale`, each goal vector g is replaced by
     goal_delta_scale * (g - o): the per-step difference between o_t and
     d_{t+1} is tiny next to the absolute values and is otherwise swamped
-    (tests/learning_test.py measures the difference).
+    (tests/learning_test.py measures the difference). With `goal_delta_skip`
+    too, these scaled differences are also appended to the embedding, past
+    the torso, so that the D4PG heads' first layers see them directly: the
+    critic beside the action (`CriticMultiplexer` concatenates the two).
   The embedding is:
   - with images: concat([torso(stacked images), vectors]) (vectors, if any,
     are appended unprocessed; the D4PG heads start with a layer-normed MLP);
-  - without images: torso(vectors).
+  - without images: torso(vectors);
+  - with `goal_delta_skip`, concat([that, scaled vector goal differences]).
   """
 
   def __init__(self, keys: Sequence[str], torso: types.TensorTransformation,
                goal_conditioned: bool,
                goal_delta_scale: Optional[float] = None,
                normalization: Optional[Normalization] = None,
+               goal_delta_skip: bool = False,
                name: str = 'observation_encoder'):
     """Creates the encoder.
 
@@ -284,11 +289,17 @@ class ObservationEncoder(snt.Module):
       goal_conditioned: whether inputs are {'observation': ..., 'goal': ...}.
       goal_delta_scale: if set, vector goals enter as scale * (goal - obs).
       normalization: key -> (offsets, scales) of the vector keys to normalize.
+      goal_delta_skip: also append the scaled vector goal differences to the
+        embedding (needs `goal_conditioned` and `goal_delta_scale`).
       name: module name.
     """
     super().__init__(name=name)
     if not keys:
       raise ValueError('ObservationEncoder needs at least one observation key.')
+    if goal_delta_skip and (goal_delta_scale is None or not goal_conditioned):
+      raise ValueError('goal_delta_skip needs goal_conditioned inputs and a '
+                       'goal_delta_scale.')
+    self._goal_delta_skip = goal_delta_skip
     self._keys = tuple(keys)
     self._torso = torso
     self._goal_conditioned = goal_conditioned
@@ -315,6 +326,7 @@ class ObservationEncoder(snt.Module):
 
   def __call__(self, inputs: Mapping[str, types.NestedTensor]) -> tf.Tensor:
     """Embeds a batch of (goal-conditioned) observations as [B, D]."""
+    deltas = []
     if self._goal_conditioned:
       if OBSERVATION_KEY not in inputs or GOAL_KEY not in inputs:
         raise KeyError(f'Goal-conditioned inputs need keys {OBSERVATION_KEY!r} '
@@ -325,6 +337,8 @@ class ObservationEncoder(snt.Module):
         goals = [g if g.shape.rank == 4 else self._goal_delta_scale * (
             tf.cast(g, tf.float32) - tf.cast(o, tf.float32))
                  for o, g in zip(observations, goals)]
+        if self._goal_delta_skip:
+          deltas = [_flatten(g) for g in goals if g.shape.rank != 4]
       tensors = observations + goals
     else:
       tensors = self._select(inputs, 'observation')
@@ -332,9 +346,11 @@ class ObservationEncoder(snt.Module):
     images = [_to_float_image(x) for x in tensors if x.shape.rank == 4]
     vectors = [_flatten(x) for x in tensors if x.shape.rank != 4]
     if not images:
-      return self._torso(tf.concat(vectors, axis=-1))
-    embedding = self._torso(tf.concat(images, axis=-1))
-    return tf.concat([embedding] + vectors, axis=-1)
+      embedding = self._torso(tf.concat(vectors, axis=-1))
+    else:
+      embedding = tf.concat(
+          [self._torso(tf.concat(images, axis=-1))] + vectors, axis=-1)
+    return tf.concat([embedding] + deltas, axis=-1) if deltas else embedding
 
 
 def make_torso(torso: str,
@@ -375,6 +391,7 @@ def make_networks(
     mlp_torso_sizes: Sequence[int] = (256, 256),
     goal_delta_scale: Optional[float] = None,
     normalization: Optional[Normalization] = None,
+    goal_delta_skip: bool = False,
 ) -> d4pg_agent.D4PGNetworks:
   """Creates MetaMimic's D4PG networks (variables are not created yet).
 
@@ -401,6 +418,7 @@ def make_networks(
     mlp_torso_sizes: layer sizes of the 'mlp' torso.
     goal_delta_scale: see `ObservationEncoder`.
     normalization: see `ObservationEncoder`.
+    goal_delta_skip: see `ObservationEncoder`.
 
   Returns:
     The D4PG networks.
@@ -418,7 +436,7 @@ def make_networks(
 
   observation_network = ObservationEncoder(
       observation_keys, make_torso(torso, mlp_torso_sizes), goal_conditioned,
-      goal_delta_scale, normalization)
+      goal_delta_scale, normalization, goal_delta_skip)
   policy_network = snt.Sequential([
       networks.LayerNormMLP(policy_layer_sizes, activate_final=True),
       networks.NearZeroInitializedLinear(num_dimensions),
@@ -434,3 +452,36 @@ def make_networks(
       critic_network=critic_network,
       observation_network=observation_network)
 
+
+class PerDimensionClippedGaussian(networks.ClippedGaussian):
+  """Acme's `ClippedGaussian` with one standard deviation per action dimension.
+
+  Acme's module samples noise of the input's whole shape from its Normal,
+  which with a vector of scales would add a dimension; here the sample takes
+  the scales' shape as its last axis.
+  """
+
+  def __init__(self, stddevs: Sequence[float],
+               name: str = 'per_dimension_clipped_gaussian'):
+    super().__init__(np.asarray(stddevs, np.float32), name=name)
+
+  def __call__(self, inputs: tf.Tensor) -> tf.Tensor:
+    noise = self._noise.sample(tf.shape(inputs)[:-1])
+    return tf.clip_by_value(inputs + tf.cast(noise, inputs.dtype), -1., 1.)
+
+
+def make_behavior_policy(d4pg_networks: d4pg_agent.D4PGNetworks,
+                         environment_spec: specs.EnvironmentSpec,
+                         sigma: Union[float, Sequence[float]]) -> snt.Module:
+  """`D4PGNetworks.make_policy` with a scalar or per-dimension `sigma`."""
+  if np.ndim(sigma) == 0:
+    return d4pg_networks.make_policy(environment_spec, float(sigma))
+  if len(sigma) != environment_spec.actions.shape[-1]:
+    raise ValueError(f'sigma_per_dimension has {len(sigma)} entries; the '
+                     f'action has {environment_spec.actions.shape[-1]}.')
+  return snt.Sequential([
+      d4pg_networks.observation_network,
+      d4pg_networks.policy_network,
+      PerDimensionClippedGaussian(sigma),
+      networks.ClipToSpec(environment_spec.actions),
+  ])

@@ -96,6 +96,7 @@ def make_networks(preset: str, config: config_lib.MetaMimicConfig,
       critic_layer_sizes=setup.critic_layer_sizes,
       mlp_torso_sizes=setup.mlp_torso_sizes,
       goal_delta_scale=config.goal_delta_scale if goal_conditioned else None,
+      goal_delta_skip=config.goal_delta_skip and goal_conditioned,
       normalization=(observation_scales.NORMALIZATION
                      if config.observation_normalization else None))
 

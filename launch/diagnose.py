@@ -18,6 +18,13 @@ says why each. Prints a short table and writes every number as JSON to
 --output (by default <workdir>/diagnostics.json; without a workdir, only
 with --output). The defaults take under a minute on 2 CPU cores for the
 features preset.
+
+To rank a network encoding before any training run, probe fresh networks
+fitted to the one-step reward alone (`--fit_critic_steps`, about a minute
+more): e.g. `--fit_critic_steps=3000 --config=goal_delta_scale=10.
+--config=goal_delta_skip=True` against the same without the overrides.
+`--config` (repeatable, as run_local's) also sets the exploration noise of
+the episode-length probe (`--config=sigma_per_dimension=(...)`).
 """
 
 import json
@@ -27,6 +34,7 @@ from absl import app
 from absl import flags
 from absl import logging
 
+from acme_metamimic import config as config_lib
 from acme_metamimic import diagnostics
 from acme_metamimic import evaluation
 from acme_metamimic import presets
@@ -61,6 +69,16 @@ _NETWORKS = flags.DEFINE_enum(
     'networks', 'target', list(evaluation.CHECKPOINT_NETWORKS),
     "Which of the checkpoint's networks to probe.")
 _SEED = flags.DEFINE_integer('seed', 0, 'Seed of initialisation and probes.')
+_FIT_CRITIC_STEPS = flags.DEFINE_integer(
+    'fit_critic_steps', 0, 'Before probing, fit the critic to the one-step '
+    'reward for this many SGD steps (diagnostics.fit_critic_to_one_step_'
+    'reward); 0: probe the networks as they are.')
+_FIT_TRANSITIONS = flags.DEFINE_integer(
+    'fit_transitions', 4000, 'Transitions around the training demos that '
+    'the critic is fitted to.')
+_CONFIG = flags.DEFINE_multi_string(
+    'config', [], 'field=value: overrides a MetaMimicConfig field of the '
+    'preset after the run\'s network fields (repeatable).')
 _OUTPUT = flags.DEFINE_string(
     'output', None, 'JSON file (default: <workdir>/diagnostics.json).')
 
@@ -111,9 +129,14 @@ def main(argv):
   # As in evaluate.py: the run's network-shaping overrides only, so that
   # eq. 2, the noise and the termination are the preset's.
   overrides = evaluation.network_overrides(workdir) if workdir else {}
-  config = presets.make_config(preset, seed=_SEED.value,
-                               demo_curriculum=_DEMO_CURRICULUM.value,
-                               **overrides)
+  try:
+    overrides.update(config_lib.parse_overrides(
+        _CONFIG.value, ('seed', 'demo_curriculum')))
+    config = presets.make_config(preset, seed=_SEED.value,
+                                 demo_curriculum=_DEMO_CURRICULUM.value,
+                                 **overrides)
+  except ValueError as e:
+    raise app.UsageError(f'--config: {e}') from e
   demos, train_demos = (
       presets.load_demonstrations(preset, path, max_episodes=_NUM_DEMOS.value)
       for path in (_VALIDATION_DEMOS.value, _DEMOS.value))
@@ -123,7 +146,9 @@ def main(argv):
         num_candidates=_NUM_CANDIDATES.value, horizon=_HORIZON.value,
         seed=_SEED.value, train_demos=train_demos,
         exploration_episodes=_EXPLORATION_EPISODES.value,
-        networks_kind=_NETWORKS.value)
+        networks_kind=_NETWORKS.value,
+        fit_critic_steps=_FIT_CRITIC_STEPS.value,
+        fit_transitions=_FIT_TRANSITIONS.value)
   except FileNotFoundError as e:
     raise app.UsageError(f'No imitation learner to probe: {e}') from e
   result['network_overrides'] = overrides

@@ -68,18 +68,20 @@ def _normalization(spec):
           for key in KEYS}
 
 
-@pytest.mark.parametrize('goal_conditioned,delta,normalize', [
-    (False, None, False), (True, None, False), (True, 100., False),
-    (False, None, True), (True, 100., True)])
+@pytest.mark.parametrize('goal_conditioned,delta,normalize,skip', [
+    (False, None, False, False), (True, None, False, False),
+    (True, 100., False, False), (False, None, True, False),
+    (True, 100., True, False), (True, 10., False, True)])
 def test_numpy_policy_matches_the_sonnet_policy(env, goal_conditioned, delta,
-                                                normalize):
+                                                normalize, skip):
   spec = specs.make_environment_spec(env)
   network_spec = (imitation.imitation_environment_spec(spec)
                   if goal_conditioned else spec)
   nets = networks.make_networks(
       spec, observation_keys=KEYS, goal_conditioned=goal_conditioned,
       goal_delta_scale=delta,
-      normalization=_normalization(spec) if normalize else None)
+      normalization=_normalization(spec) if normalize else None,
+      goal_delta_skip=skip)
   nets.init(network_spec)
   # Non-trivial weights: a near-zero final layer would make any two policies
   # agree, and so would one saturated at the action bounds. N(0, 0.3) for
@@ -127,6 +129,32 @@ def test_exploration_noise_is_clipped_gaussian_with_sigma(env):
   assert np.abs(noise.std() - 0.3) < 0.02
   actions = np.stack([policy(observation) for _ in range(200)])
   assert actions.min() >= -1. and actions.max() <= 1.
+
+
+def test_per_dimension_noise_has_each_dimensions_sigma_in_tf_and_numpy(env):
+  # MetaMimicConfig.sigma_per_dimension: the fingers' noise apart from the
+  # arm's. Acme's ClippedGaussian with a vector of scales adds an axis.
+  spec = specs.make_environment_spec(env)
+  nets = networks.make_networks(spec, observation_keys=KEYS)
+  nets.init(spec)
+  sigma = (0.3,) * 6 + (0.05,) * 3
+  noisy = networks.make_behavior_policy(nets, spec, sigma)
+  greedy = networks.make_behavior_policy(nets, spec, 0.)
+  observation = tf.nest.map_structure(lambda x: x[None],
+                                      _observations(False)[0])
+  mean = greedy(observation).numpy()
+  assert np.all(np.abs(mean) < 0.5)  # Little clipping at +-1.
+  tf_noise = np.concatenate([
+      noisy(tf.nest.map_structure(lambda x: tf.repeat(x, 2000, axis=0),
+                                  observation)).numpy() - mean])
+  numpy_policy = actors.NumpyPolicy(noisy, seed=0)
+  numpy_noise = np.concatenate([numpy_policy(observation) - mean
+                                for _ in range(2000)])
+  for noise in (tf_noise, numpy_noise):
+    assert noise.shape == (2000, 9)
+    np.testing.assert_allclose(noise.std(axis=0), sigma, rtol=0.1)
+  with pytest.raises(ValueError, match='sigma_per_dimension has 2 entries'):
+    networks.make_behavior_policy(nets, spec, (0.1, 0.2))
 
 
 def test_image_policies_fall_back_to_acmes_actor():

@@ -92,6 +92,40 @@ def test_goal_delta_scale_feeds_the_imitation_torso_scaled_differences():
   assert task.observation_network._goal_delta_scale is None  # pylint: disable=protected-access
 
 
+def test_goal_delta_skip_appends_the_scaled_differences_to_the_embedding():
+  # MetaMimicConfig.goal_delta_skip: the critic's first layer sees
+  # s * (g - o) beside the action, and the policy's sees it too.
+  environment = presets.make_environment('features', seed=0)
+  spec = specs.make_environment_spec(environment)
+  scale = 10.
+  skip, task = evaluation.build_networks('features', config_lib.features_config(
+      goal_delta_scale=scale, goal_delta_skip=True), spec)
+  delta, _ = evaluation.build_networks(
+      'features', config_lib.features_config(goal_delta_scale=scale), spec)
+  for mine, theirs in zip(delta.observation_network.variables,
+                          skip.observation_network.variables):
+    mine.assign(theirs)
+  rng = np.random.default_rng(0)
+  batch = lambda key: rng.normal(
+      size=(2, *spec.observations[key].shape)).astype(np.float32)
+  observation = {key: batch(key) for key in ('body', 'features')}
+  goal = {key: batch(key) for key in ('body', 'features')}
+  inputs = dict(observation=observation, goal=goal)
+  embedding = skip.observation_network(inputs).numpy()
+  torso = delta.observation_network(inputs).numpy()
+  scaled = np.concatenate([scale * (goal[key] - observation[key])
+                           for key in ('body', 'features')], axis=-1)
+  np.testing.assert_allclose(embedding, np.concatenate([torso, scaled], -1),
+                             rtol=1e-5, atol=1e-5)
+  # The critic's first layer takes the embedding and the action.
+  (critic_inputs, _), = [shape for shape in _kernel_shapes(
+      skip.critic_network) if shape[0] == embedding.shape[1] + 9]
+  assert critic_inputs == torso.shape[1] + scaled.shape[1] + 9
+  assert task.observation_network._goal_delta_skip is False  # pylint: disable=protected-access
+  with pytest.raises(ValueError, match='goal_delta_skip needs'):
+    config_lib.features_config(goal_delta_skip=True)
+
+
 def test_observation_normalization_feeds_both_torsos_clipped_z_scores():
   # MetaMimicConfig.observation_normalization: every vector key, observation
   # and goal alike, enters as clip((x - offset) / scale, +-10) with the
