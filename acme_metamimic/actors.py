@@ -247,3 +247,40 @@ class NumpyFeedForwardActor(core.Actor):
       return
     self._client.update(wait)
     self._refresh()
+
+
+class FunctionActor(core.Actor):
+  """An actor acting with a plain function of the observation, plus noise.
+
+  The noise is the learned actors' (`ClippedGaussian`: Gaussian with `sigma`,
+  a scalar or one per action dimension, clipped to [-1, 1]); steps go to the
+  adder as a learned actor's do. Only the tracker-fed ablation uses it
+  (`agent_distributed.IMITATION_POLICIES`): a hand-written policy standing
+  in for the imitation policy, never a learned policy's part.
+  """
+
+  def __init__(self, policy: Callable[[types.NestedArray], np.ndarray],
+               adder: Optional[adders.Adder] = None, sigma=0.,
+               seed: Optional[int] = None):
+    if seed is None:  # TensorFlow's global generator, as `NumpyPolicy`.
+      seed = int(tf.random.uniform((), maxval=2**31 - 1, dtype=tf.int64))
+    self._policy = policy
+    self._adder = adder
+    self._sigma = np.asarray(sigma, np.float32)
+    self._rng = np.random.default_rng(seed)
+
+  def select_action(self, observation: types.NestedArray) -> np.ndarray:
+    action = np.asarray(self._policy(observation), np.float32)
+    noise = self._rng.normal(0., 1., action.shape) * self._sigma
+    return np.clip(action + noise, -1., 1.).astype(np.float32)
+
+  def observe_first(self, timestep: dm_env.TimeStep):
+    if self._adder:
+      self._adder.add_first(timestep)
+
+  def observe(self, action: types.NestedArray, next_timestep: dm_env.TimeStep):
+    if self._adder:
+      self._adder.add(action, next_timestep)
+
+  def update(self, wait: bool = False):
+    pass  # No parameters.

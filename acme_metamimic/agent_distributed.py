@@ -49,11 +49,13 @@ import launchpad as lp
 import reverb
 import tree
 
+from acme_metamimic import actors as actors_lib
 from acme_metamimic import baselines as baselines_lib
 from acme_metamimic import builder as builder_lib
 from acme_metamimic import config as config_lib
 from acme_metamimic import counter_checkpoint
 from acme_metamimic import csv_logs
+from acme_metamimic import diagnostics
 from acme_metamimic import learning
 from acme_metamimic import networks as networks_lib
 from acme_metamimic import replay_memory
@@ -74,6 +76,13 @@ SUMMARY_FILE = 'summary.json'
 # checkpointed with them; a resumed run then does not insert them again.
 DEMO_TRANSITIONS_MARKER = 'demo_transitions_inserted.json'
 EVALUATORS = ('imitation_validation', 'imitation_train', 'task')
+# What the imitation actors act with. 'joint_tracker' (issue 33's tracker-fed
+# ablation): `diagnostics.joint_tracker_policy` plus the configured
+# exploration noise, a PRIVILEGED UPPER BOUND of the task side, never a
+# default: it measures what the task learner makes of the experience a
+# tracking imitation policy would produce. Everything else is unchanged
+# (adder, tables, both learners, task actors, evaluators).
+IMITATION_POLICIES = ('learned', 'joint_tracker')
 # The learner checkpoint's layout, in the workdir signature so that a workdir
 # written in an older one is refused rather than resumed with counts lost.
 # 2: counters (the learners', the counter node's) as JSON in a string variable
@@ -205,6 +214,7 @@ class DistributedMetaMimic:
       baseline: baselines_lib.Baseline = baselines_lib.BASELINES['metamimic'],
       demo_transitions_factory: Optional[
           Callable[[], Sequence[dataset.Demonstration]]] = None,
+      imitation_policy: str = 'learned',
   ):
     """Creates the program definition.
 
@@ -226,7 +236,17 @@ class DistributedMetaMimic:
         overrides must already be applied to `config` (`Baseline.apply`).
       demo_transitions_factory: the training demos *with actions*; required
         when `baseline.demo_transitions` (D4PGfD).
+      imitation_policy: one of `IMITATION_POLICIES`; 'joint_tracker' is the
+        tracker-fed upper bound (the environment must be a `JacoStack`
+        whose observations hold joint positions).
     """
+    if imitation_policy not in IMITATION_POLICIES:
+      raise ValueError(f'imitation_policy {imitation_policy!r}: expected one '
+                       f'of {IMITATION_POLICIES}.')
+    if imitation_policy != 'learned' and not baseline.imitation:
+      raise ValueError(f'Baseline {baseline.name!r} has no imitation actors '
+                       f'for imitation_policy={imitation_policy!r}.')
+    self._imitation_policy = imitation_policy
     if not baseline.imitation and config.num_imitation_actors:
       raise ValueError(f'Baseline {baseline.name!r} has no imitation: apply it '
                        'to the config (num_imitation_actors=0) first.')
@@ -283,6 +303,7 @@ class DistributedMetaMimic:
           for path, spec in tree.flatten_with_path(table.info.signature)}
       capacities[table.name] = table.info.max_size
     return dict(baseline=self._baseline.name, seed=self._config.seed,
+                imitation_policy=self._imitation_policy,
                 networks=networks, tables=tables,
                 table_capacities=capacities,
                 checkpoint_format=CHECKPOINT_FORMAT)
@@ -421,10 +442,16 @@ class DistributedMetaMimic:
             self._seed('imitation_actor', actor_id, seeding.ENVIRONMENT)),
         self._demonstrations_factory(TRAIN),
         seed=self._seed('imitation_actor', actor_id, seeding.DEMOS))
-    actor = self._builder.make_actor(
-        self._policy(True, self._config.exploration_sigma()),
-        adder=self._builder.make_imitation_adder(replay),
-        variable_source=variable_source)
+    if self._imitation_policy == 'joint_tracker':
+      actor = actors_lib.FunctionActor(
+          diagnostics.joint_tracker_policy(environment),
+          adder=self._builder.make_imitation_adder(replay),
+          sigma=self._config.exploration_sigma())
+    else:
+      actor = self._builder.make_actor(
+          self._policy(True, self._config.exploration_sigma()),
+          adder=self._builder.make_imitation_adder(replay),
+          variable_source=variable_source)
     return self._loop('imitation_actor', environment, actor, counter, True)
 
   def task_actor(self, replay: reverb.Client,
@@ -500,7 +527,8 @@ class DistributedMetaMimic:
         counter, replay, self._workdir, self._max_learner_steps,
         self._max_seconds,
         steps_keys=self._steps_keys(),
-        baseline=self._baseline.name)
+        baseline=self._baseline.name,
+        imitation_policy=self._imitation_policy)
 
   def build(self, name: str = 'metamimic') -> lp.Program:
     """Builds the Launchpad program."""
@@ -589,10 +617,12 @@ class Coordinator:
                max_seconds: Optional[float], poll_seconds: float = 5.,
                steps_keys: Sequence[str] = ('imitation_learner_steps',
                                             'task_learner_steps'),
-               baseline: str = 'metamimic'):
+               baseline: str = 'metamimic',
+               imitation_policy: str = 'learned'):
     self._counter = counter
     self._steps_keys = tuple(steps_keys)
     self._baseline = baseline
+    self._imitation_policy = imitation_policy
     self._replay = replay
     self._workdir = workdir
     self._max_learner_steps = max_learner_steps
@@ -645,6 +675,7 @@ class Coordinator:
     self._replay.checkpoint()
     summary = dict(counts=counts, counts_at_start=counts_at_start,
                    elapsed_seconds=elapsed, baseline=self._baseline,
+                   imitation_policy=self._imitation_policy,
                    steps_keys=list(self._steps_keys),
                    workdir=self._workdir, table_sizes=self._table_sizes())
     for kind in EVALUATORS:

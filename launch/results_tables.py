@@ -222,7 +222,8 @@ FIDELITY_RUNS = ('final_60min/arm*_seed*', 'final_60min_committed/arm*_seed*',
                  'screen_feature_scale/arm*_seed*', 'screen_sigma/arm*_seed*',
                  'screen_levers/arm*_seed*', 'screen_cutoff/arm*_seed*',
                  'screen_replay/arm*_seed*', 'screen_replay_ratio/arm*_seed*',
-                 'screen_cutoff_schedule/arm*_seed*')
+                 'screen_cutoff_schedule/arm*_seed*',
+                 'imitation_levers/arm*_seed*')
 FIDELITY_FILE = 'fidelity.json'
 
 
@@ -460,14 +461,23 @@ def fidelity_record(run: Run) -> Dict[str, object]:
 
   metrics = run.files.get('evaluation', {}).get('metrics', {})
   no_imitation = not any(key.startswith('imitation_') for key in metrics)
+  # `evaluate.py --policy=joint_tracker`: the hand-written diagnostic
+  # ceiling, not trained and without a task policy.
+  tracker = run.files.get('evaluation', {}).get('source', {}).get(
+      'kind') == 'joint_tracker'
 
   def imitation(path):
     return get(path, optional=no_imitation)
 
   return dict(
-      run=run.name, agent=get('summary.baseline'), seed=seed,
+      run=run.name,
+      agent=('joint_tracker' if tracker else get('summary.baseline') + (
+          '_tracker_fed' if run.files['summary'].get('imitation_policy') ==
+          'joint_tracker' else '')),
+      seed=seed,
       config_overrides=run.files.get('run', {}).get('config_overrides', {}),
-      training_seconds=round(get('summary.elapsed_seconds'), 1),
+      training_seconds=(None if tracker else
+                        round(get('summary.elapsed_seconds'), 1)),
       learner_steps=get('evaluation.source.learner_steps'),
       heldout_pct_of_demo_task_reward=imitation(
           _VALIDATION + 'task_return_pct_of_demo'),
@@ -477,10 +487,12 @@ def fidelity_record(run: Run) -> Dict[str, object]:
           _VALIDATION + 'imitation_reward_per_step'),
       train_imitation_reward_per_step=imitation(
           _TRAIN + 'imitation_reward_per_step'),
-      task_policy_reach_rate=get(_TASK_VALIDATION + 'reach_rate'),
+      task_policy_reach_rate=get(_TASK_VALIDATION + 'reach_rate',
+                                 optional=tracker),
       task_policy_lift_rate=get(_TASK_VALIDATION + 'lift_rate',
                                 optional=True),
-      task_policy_success_rate=get(_TASK_VALIDATION + 'success_rate'))
+      task_policy_success_rate=get(_TASK_VALIDATION + 'success_rate',
+                                   optional=tracker))
 
 
 def fidelity_text(results_dir: str,

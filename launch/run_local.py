@@ -83,6 +83,13 @@ _CURRICULUM = flags.DEFINE_bool('demo_curriculum', False,
 _BASELINE = flags.DEFINE_string(
     'baseline', 'metamimic', 'Which agent of the paper to run: one of '
     f'{sorted(baselines.BASELINES)} (d4pg* have no imitation actors).')
+_IMITATION_POLICY = flags.DEFINE_enum(
+    'imitation_policy', 'learned', list(agent_distributed.IMITATION_POLICIES),
+    'What the imitation actors act with. joint_tracker: the hand-written '
+    'joint tracker plus the configured exploration noise (issue 33\'s '
+    'tracker-fed ablation), a PRIVILEGED UPPER BOUND of the task side and '
+    'never a default; only for presets whose policy sees joint positions '
+    '(body).')
 _LAUNCH_TYPE = flags.DEFINE_string('launch_type', 'local_mp',
                                    'Launchpad launch type.')
 _CHECKPOINT_MINUTES = flags.DEFINE_float(
@@ -174,6 +181,14 @@ def check_flags():
   if _NUM_IMITATION_ACTORS.value + _NUM_TASK_ACTORS.value == 0:
     raise app.UsageError('--num_imitation_actors and --num_task_actors are '
                          'both 0: the program needs at least one actor.')
+  if (_IMITATION_POLICY.value == 'joint_tracker' and
+      'body' not in presets.get(_PRESET.value).observation_keys):
+    raise app.UsageError(
+        f'--imitation_policy=joint_tracker: --preset={_PRESET.value}\'s '
+        'policy sees no joint positions (body), which the tracker needs.')
+  if _IMITATION_POLICY.value != 'learned' and not baseline.imitation:
+    raise app.UsageError(f'--imitation_policy: --baseline={baseline.name} '
+                         'has no imitation actors.')
   if _MAX_LEARNER_STEPS.value is None and not _MAX_SECONDS.value:
     raise app.UsageError('Give --max_learner_steps or --max_seconds.')
   for flag in (_DEMOS, _VALIDATION_DEMOS):
@@ -303,7 +318,8 @@ def make_program_definition(
       max_seconds=_MAX_SECONDS.value,
       checkpoint_minutes=_CHECKPOINT_MINUTES.value,
       baseline=baseline,
-      demo_transitions_factory=demo_transitions_factory)
+      demo_transitions_factory=demo_transitions_factory,
+      imitation_policy=_IMITATION_POLICY.value)
 
 
 def check_replay_memory(definition: agent_distributed.DistributedMetaMimic):
@@ -355,6 +371,10 @@ def main(argv):
   resources = {group: local_multi_processing.PythonProcess(
                    env=node_env(group, workdir))
                for group in program.groups}
+  if _IMITATION_POLICY.value == 'joint_tracker':
+    print('[metamimic] --imitation_policy=joint_tracker: the imitation actors '
+          'act with the hand-written joint tracker, a privileged upper bound '
+          'of the task side (not MetaMimic)', flush=True)
   if learner_gpu():
     print('[metamimic] learners may use the GPU (--learner_gpu); other nodes '
           'do not', flush=True)
@@ -647,7 +667,10 @@ def stop_nodes(grace_seconds: float = 20.):
 def print_summary(summary, wall_seconds: float):
   counts = summary['counts']
   lines = ['', '=== MetaMimic summary ===',
-           f'agent                 {summary.get("baseline", "metamimic")}',
+           f'agent                 {summary.get("baseline", "metamimic")}'
+           + (' (imitation actors: the joint tracker, a privileged upper '
+              'bound)' if summary.get('imitation_policy') == 'joint_tracker'
+              else ''),
            f'wall time             {wall_seconds:.0f} s',
            f'imitation learner     {counts.get("imitation_learner_steps", 0):.0f}'
            ' steps',

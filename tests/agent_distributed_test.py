@@ -15,6 +15,7 @@ import pytest
 import reverb
 
 from acme_metamimic import agent_distributed
+from acme_metamimic import diagnostics
 from acme_metamimic import presets
 from acme_metamimic import seeding
 
@@ -28,7 +29,7 @@ DEMO_PATHS = {
 PRESET = 'features'
 
 
-def _definition(workdir, seed, **overrides):
+def _definition(workdir, seed, imitation_policy='learned', **overrides):
   config = presets.make_config(
       PRESET, seed=seed, demo_curriculum=True, variable_update_period=100,
       evaluation_period_seconds=0., **overrides)
@@ -39,7 +40,8 @@ def _definition(workdir, seed, **overrides):
       demonstrations_factory=functools.partial(
           presets.load_demonstration_split, PRESET, DEMO_PATHS,
           max_episodes={agent_distributed.TRAIN: 5}),
-      config=config, workdir=str(workdir))
+      config=config, workdir=str(workdir),
+      imitation_policy=imitation_policy)
 
 
 @pytest.fixture(scope='module')
@@ -188,3 +190,36 @@ def test_evaluator_acts_each_episode_with_the_weights_of_its_start(
       record.clear()
   # One fetch when each actor was built, then one per episode.
   assert source.fetches == 2 + 3 * 2
+
+
+def test_imitation_learner_takes_the_imitation_discount(tmp_path, replay):
+  definition = _definition(tmp_path, seed=0, imitation_discount=0.5)
+  counter = counting.Counter()
+  imitation_learner = definition.imitation_learner(replay, counter)
+  task_learner = definition.task_learner(replay, counter)
+  assert imitation_learner._discount == 0.5  # pylint: disable=protected-access
+  assert task_learner._discount == 0.99  # pylint: disable=protected-access
+
+
+def test_tracker_fed_imitation_actors_act_with_the_tracker_and_fill_replay(
+    tmp_path, replay):
+  # Issue 33's ablation: the joint tracker stands in for the imitation
+  # policy; the adder and tables are the same.
+  definition = _definition(tmp_path, seed=0, imitation_policy='joint_tracker',
+                           sigma=0.)
+  assert definition.signature()['imitation_policy'] == 'joint_tracker'
+  loop = definition.imitation_actor(replay, None, counting.Counter(), 0)
+  environment, actor = loop._environment, loop._actor  # pylint: disable=protected-access
+  tracker = diagnostics.joint_tracker_policy(environment)
+  timestep = environment.reset()
+  np.testing.assert_array_equal(actor.select_action(timestep.observation),
+                                tracker(timestep.observation))
+  inserted = lambda: replay.server_info()[
+      'imitation'].rate_limiter_info.insert_stats.completed
+  before = inserted()
+  loop.run(num_episodes=1)
+  steps = environment.episode_metrics['steps']
+  # One item per step, and n_step - 1 more at the episode's end.
+  assert inserted() - before == steps + definition._config.n_step - 1  # pylint: disable=protected-access
+  with pytest.raises(ValueError, match='imitation_policy'):
+    _definition(tmp_path, seed=0, imitation_policy='demo_actions')

@@ -243,17 +243,20 @@ def test_task_adder_writes_what_d4pgs_adder_writes(env):
   assert ours == stock
 
 
+@pytest.mark.parametrize('imitation_gamma', [None, 0.5])
 def test_early_termination_zeroes_imitation_discounts_but_task_bootstraps(
-    env, demos):
+    env, demos, imitation_gamma):
   """Items of an episode cut by early termination, one by one (n = 3).
 
   Both tables hold the same 9 windows (s_i -> s_j). A task item keeps Acme's
   N-step discount gamma^(j-i-1) (the learner applies the last gamma, so a full
   window bootstraps with gamma^3); an imitation item whose window reaches the
-  cut-off step has discount 0.
+  cut-off step has discount 0. With `imitation_discount`, imitation items
+  take that gamma instead and task items keep theirs.
   """
   gamma = 0.9
   config = config_lib.features_config(n_step=3, discount=gamma,
+                                      imitation_discount=imitation_gamma,
                                       early_termination='reward',
                                       early_termination_cutoff=16.99,
                                       min_replay_size=1)
@@ -284,6 +287,8 @@ def test_early_termination_zeroes_imitation_discounts_but_task_bootstraps(
         (i, i + 3) for i in range(5)] + [(5, 7), (6, 7)]
     for (i, j), discount in windows.items():
       expected = gamma ** (j - i - 1)
+      if table == 'imitation' and imitation_gamma is not None:
+        expected = imitation_gamma ** (j - i - 1)
       if table == 'imitation' and j == last:
         expected = 0.
       assert discount == pytest.approx(expected, rel=1e-6), (table, i, j)

@@ -350,6 +350,33 @@ def test_fidelity_record_of_a_baseline_has_null_imitation_fields(repo):
     module.fidelity_text(results, ('main_job_*',))
 
 
+def test_fidelity_record_of_the_joint_tracker_has_no_training(repo):
+  # evaluate.py --policy=joint_tracker: no summary.json, no task policy.
+  module, results, _ = repo
+  run = os.path.join(results, 'screen_x', 'armT_seed0')
+  shutil.copytree(os.path.join(results, 'main_job_before_fix'), run)
+  for name in ('run.json', 'summary.json'):
+    os.remove(os.path.join(run, name))
+
+  def as_tracker(evaluation):
+    evaluation['source'] = dict(kind='joint_tracker', learner_steps={},
+                                gain=0.5)
+    for key in [k for k in evaluation['metrics'] if 'task_policy' in k]:
+      del evaluation['metrics'][key]
+  _break(results, 'screen_x/armT_seed0', 'evaluation.json', as_tracker)
+  record, = json.loads(module.fidelity_text(results, ('screen_x/arm*',)))
+  assert record['agent'] == 'joint_tracker'
+  assert record['training_seconds'] is None and record['learner_steps'] == {}
+  assert record['heldout_imitation_reward_per_step'] is not None
+  assert [key for key, value in record.items() if value is None] == [
+      'training_seconds', 'task_policy_reach_rate', 'task_policy_lift_rate',
+      'task_policy_success_rate']
+  # A trained run without a summary is still an error.
+  os.remove(os.path.join(results, 'main_job_before_fix', 'summary.json'))
+  with pytest.raises(module.ResultsError, match='summary'):
+    module.fidelity_text(results, ('main_job_before_fix',))
+
+
 def test_committed_docs_match_the_committed_runs():
   module = _tables()
   stale = module.update_docs(module.DOCS, module.RESULTS_DIR, check=True)

@@ -195,6 +195,15 @@ def test_run_local_refuses_a_workdir_of_another_preset(tmp_path,
             in stderr)
 
 
+def test_run_local_refuses_the_tracker_fed_ablation_without_joint_positions(
+    tmp_path):
+  stderr = _run_local(tmp_path, f'--workdir={tmp_path / "run"}',
+                      '--preset=vision', '--imitation_policy=joint_tracker')
+  assert ("--imitation_policy=joint_tracker: --preset=vision's policy sees "
+          'no joint positions (body)') in stderr
+  assert not (tmp_path / 'run').exists()
+
+
 def test_run_local_refuses_a_bad_config_override_before_recording_demos(
     tmp_path):
   stderr = _run_local(tmp_path, f'--workdir={tmp_path / "run"}',

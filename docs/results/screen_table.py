@@ -21,8 +21,12 @@ import sys
 
 
 def load(path):
-  with open(os.path.join(path, 'summary.json')) as f:
-    summary = json.load(f)
+  # The joint tracker's evaluation (evaluate.py --policy=joint_tracker) has
+  # no training, so no summary.json.
+  summary = dict(counts=dict(task_learner_steps=0, task_actor_steps=0))
+  if os.path.exists(os.path.join(path, 'summary.json')):
+    with open(os.path.join(path, 'summary.json')) as f:
+      summary = json.load(f)
   with open(os.path.join(path, 'evaluation.json')) as f:
     evaluation = json.load(f)
   counts, metrics = summary['counts'], evaluation['metrics']
@@ -78,14 +82,15 @@ def targets(path):
           'starts (target: lift from half, stack in some) |',
           '|---|---|---|---|---|']
   for run in runs:
-    lift = run['task_policy_lift_rate']
+    rate = lambda key: ('-' if run[key] is None
+                        else format(run[key], '.0%'))
     rows.append(
         f"| {run['run']} | {run['seed']} | "
         f"{_number(run['heldout_pct_of_demo_task_reward'], 1)} | "
         f"{_number(run['train_pct_of_demo_task_reward'], 1)} | "
-        f"{run['task_policy_reach_rate']:.0%} / "
-        f"{'-' if lift is None else format(lift, '.0%')} / "
-        f"{run['task_policy_success_rate']:.0%} |")
+        f"{rate('task_policy_reach_rate')} / "
+        f"{rate('task_policy_lift_rate')} / "
+        f"{rate('task_policy_success_rate')} |")
   return '\n'.join(rows)
 
 
@@ -109,7 +114,7 @@ def full_budget(path):
   results = os.path.dirname(path)
   arms = {}
   for run in runs:
-    if run['training_seconds'] < 3000:
+    if (run['training_seconds'] or 0) < 3000:  # None: the joint tracker.
       continue
     screen, name = run['run'].split('/')
     arms.setdefault((screen, name.split('_seed')[0][3:]), []).append(run)

@@ -1,0 +1,57 @@
+"""Markdown table of launch/diagnose.py outputs (docs/fidelity.md, issue 32).
+
+Not project code: kept beside the JSONs it reads.
+
+    python docs/results/diagnostics/probe_table.py docs/results/diagnostics/*.json
+"""
+import json
+import os
+import sys
+
+# docs/results: file names are given relative to it.
+RESULTS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _cell(value, digits=3):
+  return '-' if value is None else f'{value:.{digits}g}'
+
+
+def row(path):
+  with open(path) as f:
+    result = json.load(f)
+  source = result['source']
+  fit = source.get('fitted_to_one_step_reward')
+  if source['kind'] == 'checkpoint':
+    what = f"checkpoint, {source['learner_steps']:,} learner steps"
+  elif fit:
+    what = (f"fresh, fitted to the one-step reward ({fit['steps']:,} steps, "
+            f"{fit['transitions']:,} transitions; last loss "
+            f"{fit['last_loss']:.2f})")
+  else:
+    what = 'fresh (untrained)'
+  overrides = result.get('network_overrides') or {}
+  ranking = result['critic_ranking']
+  versus = result['policy_vs_tracker']
+  exploration = result['exploration']
+  name = os.path.relpath(os.path.abspath(path), RESULTS)
+  return (f"| {name} | {what} | "
+          f"{', '.join(f'{k}={v}' for k, v in sorted(overrides.items())) or '-'}"
+          f" | {_cell(ranking['q_vs_reward'])} | "
+          f"{_cell(ranking['q_vs_return'])} | "
+          f"{_cell(result['gradient_cosine']['cosine'])} | "
+          f"{_cell(versus['q_prefers_policy'])} | "
+          f"{_cell(exploration['policy']['mean_length'])} / "
+          f"{_cell(exploration['tracker']['mean_length'])} |")
+
+
+def main(paths):
+  print('| file | networks | overrides | rank corr. Q vs one-step eq. 2 | '
+        'vs 10-step return | cosine dQ/da | Q prefers policy over tracker | '
+        'noisy episode length, policy / tracker |')
+  print('|---|---|---|---|---|---|---|---|')
+  for path in paths:
+    print(row(path))
+
+
+if __name__ == '__main__':
+  main(sys.argv[1:])
