@@ -192,7 +192,21 @@ class _NotifyingVariableClient(variable_utils.VariableClient):
     self.copies += 1
 
 
-class NumpyFeedForwardActor(core.Actor):
+class _AddingActor(core.Actor):
+  """Passes observed steps to `self._adder`, if any (as Acme's actors do)."""
+
+  _adder: Optional[adders.Adder] = None
+
+  def observe_first(self, timestep: dm_env.TimeStep):
+    if self._adder:
+      self._adder.add_first(timestep)
+
+  def observe(self, action: types.NestedArray, next_timestep: dm_env.TimeStep):
+    if self._adder:
+      self._adder.add(action, next_timestep)
+
+
+class NumpyFeedForwardActor(_AddingActor):
   """Acme's `FeedForwardActor` with the policy evaluated by `NumpyPolicy`."""
 
   def __init__(self,
@@ -231,14 +245,6 @@ class NumpyFeedForwardActor(core.Actor):
   def select_action(self, observation: types.NestedArray) -> np.ndarray:
     return self._policy(tree.map_structure(lambda x: x[None], observation))[0]
 
-  def observe_first(self, timestep: dm_env.TimeStep):
-    if self._adder:
-      self._adder.add_first(timestep)
-
-  def observe(self, action: types.NestedArray, next_timestep: dm_env.TimeStep):
-    if self._adder:
-      self._adder.add(action, next_timestep)
-
   def update(self, wait: bool = False):
     if self._client is None:
       # No variable source: the policy's variables are the learner's own
@@ -249,7 +255,7 @@ class NumpyFeedForwardActor(core.Actor):
     self._refresh()
 
 
-class FunctionActor(core.Actor):
+class FunctionActor(_AddingActor):
   """An actor acting with a plain function of the observation, plus noise.
 
   The noise is the learned actors' (`ClippedGaussian`: Gaussian with `sigma`,
@@ -273,14 +279,6 @@ class FunctionActor(core.Actor):
     action = np.asarray(self._policy(observation), np.float32)
     noise = self._rng.normal(0., 1., action.shape) * self._sigma
     return np.clip(action + noise, -1., 1.).astype(np.float32)
-
-  def observe_first(self, timestep: dm_env.TimeStep):
-    if self._adder:
-      self._adder.add_first(timestep)
-
-  def observe(self, action: types.NestedArray, next_timestep: dm_env.TimeStep):
-    if self._adder:
-      self._adder.add(action, next_timestep)
 
   def update(self, wait: bool = False):
     pass  # No parameters.

@@ -60,6 +60,15 @@ def test_width_presets_differ_only_in_layer_widths(preset, width):
           2 * _kernel_shapes(task.observation_network)[0][0])
 
 
+def _random_observation_and_goal(spec):
+  """Two batches of 2 random 'body' and 'features' vectors (N(0, 1))."""
+  rng = np.random.default_rng(0)
+  batch = lambda key: rng.normal(
+      size=(2, *spec.observations[key].shape)).astype(np.float32)
+  return tuple({key: batch(key) for key in ('body', 'features')}
+               for _ in range(2))
+
+
 def test_goal_delta_scale_feeds_the_imitation_torso_scaled_differences():
   # MetaMimicConfig.goal_delta_scale: vector goals g enter the imitation
   # networks as s * (g - o); the task networks have no goal.
@@ -73,11 +82,7 @@ def test_goal_delta_scale_feeds_the_imitation_torso_scaled_differences():
   for mine, theirs in zip(plain.observation_network.variables,
                           with_delta.observation_network.variables):
     mine.assign(theirs)
-  rng = np.random.default_rng(0)
-  batch = lambda key: rng.normal(
-      size=(2, *spec.observations[key].shape)).astype(np.float32)
-  observation = {key: batch(key) for key in ('body', 'features')}
-  goal = {key: batch(key) for key in ('body', 'features')}
+  observation, goal = _random_observation_and_goal(spec)
   scaled = {key: scale * (goal[key] - observation[key]) for key in goal}
   embed = lambda networks, goals: networks.observation_network(
       dict(observation=observation, goal=goals)).numpy()
@@ -105,11 +110,7 @@ def test_goal_delta_skip_appends_the_scaled_differences_to_the_embedding():
   for mine, theirs in zip(delta.observation_network.variables,
                           skip.observation_network.variables):
     mine.assign(theirs)
-  rng = np.random.default_rng(0)
-  batch = lambda key: rng.normal(
-      size=(2, *spec.observations[key].shape)).astype(np.float32)
-  observation = {key: batch(key) for key in ('body', 'features')}
-  goal = {key: batch(key) for key in ('body', 'features')}
+  observation, goal = _random_observation_and_goal(spec)
   inputs = dict(observation=observation, goal=goal)
   embedding = skip.observation_network(inputs).numpy()
   torso = delta.observation_network(inputs).numpy()
