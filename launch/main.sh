@@ -3,7 +3,7 @@
 # features preset, with the demo curriculum for 360 s of training (the setting
 # in which imitation measurably learns on 2 CPU cores; docs/results.md), then
 # evaluates the final policies on every held-out demo and every demo trained on
-# (--evaluate, about 2 minutes) and prints the held-out imitation's share of
+# (--evaluate, about a minute) and prints the held-out imitation's share of
 # the demos' task reward and the task policy's reach, lift and stack rates.
 # Extra arguments go to launch/run_local.py and override these.
 set -euo pipefail

@@ -118,7 +118,7 @@ _JIT_COMPILE = flags.DEFINE_bool(
 _EVALUATE = flags.DEFINE_bool(
     'evaluate', False, 'After training, evaluate the final checkpoints with '
     'launch/evaluate.py on every held-out demo and every demo trained on '
-    '(about 2 minutes on 2 cores for 10 + 20; written to '
+    '(about a minute on 2 cores for 10 + 20; written to '
     '<workdir>/evaluation.json) and print its headline figures: held-out and '
     'training imitation as % of the demos\' task reward, the task policy\'s '
     'reach, lift and stack rates, and how many demos each covers.')
