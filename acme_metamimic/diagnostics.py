@@ -45,6 +45,9 @@ observation against the goal), never from the networks.
   (arm and fingers apart; each action's own joint, and the other joints).
   A policy that imitates must respond to the goal; the tracker's response is
   gain / control timestep, rescaled to the action range, on its own joint.
+- `fit_critic_to_one_step_reward` (`diagnose(fit_critic_steps=...)`): fits
+  a fresh critic to the one-step reward alone, so that the probes above say
+  what an encoding can learn at all, in minutes and without RL.
 - `exploration_episode_lengths`: the training imitation environment (the
   config's early termination and curriculum) with the config's Gaussian
   exploration noise around the policy and around the tracker. Short episodes
@@ -168,17 +171,9 @@ def restore_critic_network(networks, workdir: str, label: str,
   policy and observation networks of the same kind (the critic's input is
   that observation network's embedding) from the same checkpoint.
   """
-  if networks_kind not in evaluation.CHECKPOINT_NETWORKS:
-    raise ValueError(f'networks_kind {networks_kind!r}: expected one of '
-                     f'{evaluation.CHECKPOINT_NETWORKS}.')
-  directory = evaluation.checkpoint_directory(workdir, label)
-  latest = tf.train.latest_checkpoint(directory)
-  if latest is None:
-    raise FileNotFoundError(f'No checkpoint under {directory}.')
-  prefix = 'target_' if networks_kind == 'target' else ''
-  checkpoint = tf.train.Checkpoint(
-      learner={f'{prefix}critic': networks.critic_network})
-  checkpoint.restore(latest).assert_existing_objects_matched().expect_partial()
+  evaluation.restore_learner_entries(workdir, label, {
+      evaluation.learner_checkpoint_key('critic', networks_kind):
+          networks.critic_network})
 
 
 # States and true rewards (need MuJoCo).

@@ -376,15 +376,20 @@ def checkpoint_directory(workdir: str, label: str) -> str:
 CHECKPOINT_NETWORKS = ('target', 'online')
 
 
-def restore_policy_networks(networks, workdir: str, label: str,
-                            networks_kind: str = 'target') -> int:
-  """Restores a learner checkpoint's policy and observation networks.
+def learner_checkpoint_key(name: str, networks_kind: str) -> str:
+  """The `D4PGLearner.state` key of network `name` ('policy', 'critic',
+  'observation') of `networks_kind` (`CHECKPOINT_NETWORKS`)."""
+  if networks_kind not in CHECKPOINT_NETWORKS:
+    raise ValueError(f'networks_kind {networks_kind!r}: expected one of '
+                     f'{CHECKPOINT_NETWORKS}.')
+  return f'target_{name}' if networks_kind == 'target' else name
 
-  The checkpoint is `tf.train.Checkpoint(learner=D4PGLearner.state)`; only the
-  policy and observation entries of `networks_kind` (`CHECKPOINT_NETWORKS`:
-  `target_policy` or `policy`, ...) are read (and must all match), plus
-  `num_steps`, which is returned. By default the target networks, so that a
-  final evaluation measures the policy the evaluator's curves measured.
+
+def restore_learner_entries(workdir: str, label: str,
+                            entries: Dict[str, Any]) -> None:
+  """Restores `entries` (state key -> module or variable) of a learner's
+  latest checkpoint, `tf.train.Checkpoint(learner=D4PGLearner.state)`; every
+  entry must be there, the rest is ignored.
 
   Raises:
     FileNotFoundError: if the directory holds no checkpoint.
@@ -393,18 +398,29 @@ def restore_policy_networks(networks, workdir: str, label: str,
   latest = tf.train.latest_checkpoint(directory)
   if latest is None:
     raise FileNotFoundError(f'No checkpoint under {directory}.')
-  if networks_kind not in CHECKPOINT_NETWORKS:
-    raise ValueError(f'networks_kind {networks_kind!r}: expected one of '
-                     f'{CHECKPOINT_NETWORKS}.')
-  prefix = 'target_' if networks_kind == 'target' else ''
+  status = tf.train.Checkpoint(learner=entries).restore(latest)
+  status.assert_existing_objects_matched().expect_partial()
+
+
+def restore_policy_networks(networks, workdir: str, label: str,
+                            networks_kind: str = 'target') -> int:
+  """Restores a learner checkpoint's policy and observation networks.
+
+  Only the policy and observation entries of `networks_kind`
+  (`CHECKPOINT_NETWORKS`: `target_policy` or `policy`, ...) are read, plus
+  `num_steps`, which is returned. By default the target networks, so that a
+  final evaluation measures the policy the evaluator's curves measured.
+
+  Raises:
+    FileNotFoundError: if the directory holds no checkpoint.
+  """
   num_steps = tf.Variable(0, dtype=tf.int32)
-  checkpoint = tf.train.Checkpoint(learner={
-      f'{prefix}policy': networks.policy_network,
-      f'{prefix}observation': networks.observation_network,
+  restore_learner_entries(workdir, label, {
+      learner_checkpoint_key('policy', networks_kind): networks.policy_network,
+      learner_checkpoint_key('observation', networks_kind):
+          networks.observation_network,
       'num_steps': num_steps,
   })
-  status = checkpoint.restore(latest)
-  status.assert_existing_objects_matched().expect_partial()
   return int(num_steps.numpy())
 
 
