@@ -13,6 +13,12 @@ unchanged. Only `_write` is overridden: from the same columns it creates
 - a `task` table item: (o_t, a_t, R_task, D, o_{t+n}), referencing only the
   observation sub-columns, so the task learner never sees goals or demo actions.
 
+With `hindsight_goals` the imitation item's extras also hold
+{'hindsight_goal': o_{t+1}}, the observation part of the step after o_t (the
+goal the action a_t actually reached), referenced from the same observation
+columns: no byte more is sent. The imitation learner's inverse-dynamics loss
+reads it (`MetaMimicConfig.inverse_dynamics_weight`).
+
 Discounts are per table too. `ImitationEnvironment` returns
 `{'imitation': d, 'task': d}`: early termination ends the imitation MDP
 (discount 0) but only truncates the task MDP (discount 1), so a task item cut by
@@ -41,6 +47,13 @@ from acme_metamimic.environments import imitation
 
 IMITATION_REWARD = imitation.IMITATION
 TASK_REWARD = imitation.TASK
+# The imitation items' extras key of o_{t+1} (`hindsight_goals`).
+HINDSIGHT_GOAL = 'hindsight_goal'
+
+
+def hindsight_extras_spec(environment_spec) -> dict:
+  """The imitation items' extras with hindsight goals: o_{t+1}'s spec."""
+  return {HINDSIGHT_GOAL: environment_spec.observations}
 
 
 class ImitationRewardAdder(transition.NStepTransitionAdder):
@@ -55,7 +68,8 @@ class ImitationRewardAdder(transition.NStepTransitionAdder):
                task_table: str,
                imitation_priority: float,
                task_priority: float = 1.,
-               max_in_flight_items: int = 5):
+               max_in_flight_items: int = 5,
+               hindsight_goals: bool = False):
     """Creates the adder.
 
     Args:
@@ -71,12 +85,15 @@ class ImitationRewardAdder(transition.NStepTransitionAdder):
         replaces it with the TD error; high so new items are sampled soon).
       task_priority: priority of new task items (that table samples uniformly).
       max_in_flight_items: see `reverb.TrajectoryWriter.flush`.
+      hindsight_goals: the imitation items' extras are {'hindsight_goal':
+        o_{t+1}} (the actor's own extras are not supported then).
     """
     super().__init__(client, n_step, discount,
                      max_in_flight_items=max_in_flight_items)
     self._reward = reward
     self._tables = ((imitation_table, imitation_priority, IMITATION_REWARD),
                     (task_table, task_priority, TASK_REWARD))
+    self._hindsight_goals = hindsight_goals
     self._goal: Optional[types.NestedArray] = None
     # This episode's per-step rewards and discounts ({imitation, task}),
     # indexed like the writer's history (cleared with Acme's window indices in
@@ -94,6 +111,9 @@ class ImitationRewardAdder(transition.NStepTransitionAdder):
           extras: types.NestedArray = ()):
     if self._goal is None:
       raise ValueError('ImitationRewardAdder.add called before add_first.')
+    if self._hindsight_goals and extras:
+      raise ValueError('ImitationRewardAdder with hindsight_goals writes its '
+                       'own extras; the actor passed some.')
     _check_finite(observation=next_timestep.observation, action=action,
                   task_reward=next_timestep.reward)
     task_reward = np.asarray(next_timestep.reward)
@@ -147,11 +167,17 @@ class ImitationRewardAdder(transition.NStepTransitionAdder):
       # reference the appended step, so it is not rebuilt on every write.
       history = self._writer.history
     for table, priority, reward_key in self._tables:
+      item_extras = extras
       if reward_key == TASK_REWARD:
         item_observation = observation[imitation.OBSERVATION]
         item_next_observation = next_observation[imitation.OBSERVATION]
       else:
         item_observation, item_next_observation = observation, next_observation
+        if self._hindsight_goals:
+          # o_{t+1}: always written (first < last), whatever n.
+          item_extras = {HINDSIGHT_GOAL: tree.map_structure(
+              lambda column: column[self._first_idx + 1],
+              history['observation'][imitation.OBSERVATION])}
       self._writer.create_item(
           table=table, priority=priority,
           trajectory=types.Transition(
@@ -160,7 +186,7 @@ class ImitationRewardAdder(transition.NStepTransitionAdder):
               reward=history['n_step_return'][reward_key][-1],
               discount=history['total_discount'][reward_key][-1],
               next_observation=item_next_observation,
-              extras=extras))
+              extras=item_extras))
     self._writer.flush(self._max_in_flight_items)
 
 

@@ -101,7 +101,8 @@ class MetaMimic(acme_agent.Agent):
         checkpoint=checkpoint,
         priority_table=config_lib.IMITATION_TABLE,
         replay_client=self.replay_client,
-        discount=config.imitation_learner_discount())
+        discount=config.imitation_learner_discount(),
+        inverse_dynamics_weight=config.inverse_dynamics_weight)
     task_learner = builder.make_learner(
         (task_networks, target_task_networks),
         builder.make_dataset_iterator(self.replay_client),

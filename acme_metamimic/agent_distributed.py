@@ -277,7 +277,8 @@ class DistributedMetaMimic:
 
     The baseline (which nodes and tables exist), the run seed, every learner
     variable's name and shape, each table's item signature and capacity, and
-    the learner checkpoint's layout. A resumed run must match the workdir's;
+    the learner checkpoint's layout, and the values of the config's
+    network-shaping fields. A resumed run must match the workdir's;
     run_local adds the preset's name. The capacities are here because Reverb
     restores a table's options, its `max_size` too, from its checkpoint: a
     resume with another --max_replay_size would silently keep the old one.
@@ -302,8 +303,13 @@ class DistributedMetaMimic:
           '/'.join(map(str, path)): f'{spec.dtype.name} {spec.shape}'
           for path, spec in tree.flatten_with_path(table.info.signature)}
       capacities[table.name] = table.info.max_size
+    # The network-shaping fields' values, so that evaluation builds the
+    # run's networks whatever the preset's defaults are when it runs.
+    network_config = {name: getattr(self._config, name)
+                      for name in config_lib.NETWORK_FIELDS}
     return dict(baseline=self._baseline.name, seed=self._config.seed,
                 imitation_policy=self._imitation_policy,
+                network_config=network_config,
                 networks=networks, tables=tables,
                 table_capacities=capacities,
                 checkpoint_format=CHECKPOINT_FORMAT)
@@ -373,7 +379,9 @@ class DistributedMetaMimic:
                         else None),
         replay_client=replay,
         discount=(self._config.imitation_learner_discount()
-                  if goal_conditioned else self._config.discount))
+                  if goal_conditioned else self._config.discount),
+        inverse_dynamics_weight=(self._config.inverse_dynamics_weight
+                                 if goal_conditioned else 0.))
     return learning.LearnerCheckpointingRunner(
         learner, key='learner', subdirectory=label,
         directory=self._workdir, add_uid=False,

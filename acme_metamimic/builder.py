@@ -102,7 +102,7 @@ class MetaMimicBuilder(d4pg_agent.D4PGBuilder):
             max_size=config.max_replay_size,
             rate_limiter=self._rate_limiter(),
             signature=reverb_adders.NStepTransitionAdder.signature(
-                imitation_spec)),
+                imitation_spec, self._imitation_extras_spec(environment_spec))),
         reverb.Table(
             name=config_lib.TASK_TABLE,
             sampler=_SAMPLERS[config.task_sampler](config),
@@ -122,6 +122,12 @@ class MetaMimicBuilder(d4pg_agent.D4PGBuilder):
           signature=reverb_adders.NStepTransitionAdder.signature(
               environment_spec)))
     return tables
+
+  def _imitation_extras_spec(self, environment_spec: specs.EnvironmentSpec):
+    """The imitation items' extras: o_{t+1} for the inverse-dynamics loss."""
+    if self._config.inverse_dynamics_weight > 0.:
+      return adders.hindsight_extras_spec(environment_spec)
+    return ()
 
   def check_demo_capacity(self, num_demo_items: int):
     """Raises ValueError unless the demo table holds `num_demo_items`."""
@@ -218,7 +224,8 @@ class MetaMimicBuilder(d4pg_agent.D4PGBuilder):
         imitation_table=config_lib.IMITATION_TABLE,
         task_table=config_lib.TASK_TABLE,
         imitation_priority=config.initial_priority,
-        max_in_flight_items=config.adder_max_in_flight_items)
+        max_in_flight_items=config.adder_max_in_flight_items,
+        hindsight_goals=config.inverse_dynamics_weight > 0.)
 
   def make_adder(self, replay_client: reverb.Client) -> acme_adders.Adder:
     """The task actors' adder: `D4PGBuilder`'s, without a priority function.
@@ -315,7 +322,8 @@ class MetaMimicBuilder(d4pg_agent.D4PGBuilder):
       checkpoint: bool = False,
       priority_table: Optional[str] = None,
       replay_client: Optional[reverb.Client] = None,
-      discount: Optional[float] = None):
+      discount: Optional[float] = None,
+      inverse_dynamics_weight: float = 0.):
     """Acme's D4PG learner (compiled, fused priorities), own Adam optimizers.
 
     Args:
@@ -329,6 +337,10 @@ class MetaMimicBuilder(d4pg_agent.D4PGBuilder):
       replay_client: the client of the server holding `priority_table`.
       discount: the learner's discount (default `config.discount`; the
         imitation learner's is `config.imitation_learner_discount()`).
+      inverse_dynamics_weight: the weight of the hindsight inverse-dynamics
+        loss (the imitation learner's is `config.inverse_dynamics_weight`;
+        its dataset must carry hindsight goals, as `make_imitation_adder`
+        writes them when that weight is positive).
     """
     config = self._config
     online, target = networks
@@ -352,6 +364,7 @@ class MetaMimicBuilder(d4pg_agent.D4PGBuilder):
         clipping=config.clipping,
         discount=config.discount if discount is None else discount,
         target_update_period=config.target_update_period,
+        inverse_dynamics_weight=inverse_dynamics_weight,
         dataset_iterator=dataset,
         counter=counter,
         logger=logger,

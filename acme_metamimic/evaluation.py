@@ -351,18 +351,32 @@ def build_networks(preset: str, config: config_lib.MetaMimicConfig,
   return imitation_networks, task_networks
 
 
-def network_overrides(workdir: str) -> Dict[str, Any]:
-  """The run's recorded --config overrides of `config.NETWORK_FIELDS`.
+# What the network fields were for every preset before run.json recorded
+# them (`network_config`, from session 18 on, when features_config() took
+# goal deltas with the skip): the paper's encoding.
+_NETWORK_DEFAULTS_BEFORE_RECORDING = dict(goal_delta_scale=None,
+                                          goal_delta_skip=False)
 
-  Read from <workdir>/run.json (`config_overrides`, written by run_local);
-  empty for a workdir without one or without overrides.
+
+def network_overrides(workdir: str) -> Dict[str, Any]:
+  """The run's values of `config.NETWORK_FIELDS`, as config overrides.
+
+  Read from <workdir>/run.json: its `network_config` (every network field's
+  value, recorded by run_local's signature), or, in a workdir recorded before
+  that, its `config_overrides` of those fields over the encoding every
+  preset had then. Empty for a workdir without run.json.
   """
   path = os.path.join(workdir, workdirs.RUN_FILE)
   if not os.path.exists(path):
     return {}
   with open(path) as f:
-    recorded = json.load(f).get('config_overrides') or {}
-  return {name: value for name, value in sorted(recorded.items())
+    recorded = json.load(f)
+  if 'network_config' in recorded:
+    values = recorded['network_config']
+  else:
+    values = dict(_NETWORK_DEFAULTS_BEFORE_RECORDING,
+                  **(recorded.get('config_overrides') or {}))
+  return {name: value for name, value in sorted(values.items())
           if name in config_lib.NETWORK_FIELDS}
 
 

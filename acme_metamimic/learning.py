@@ -18,6 +18,14 @@ on a CPU-bound machine:
   `reverb.TFClient.update_priorities`, every `priority_update_period`-th batch.
 - `steps_per_call` SGD steps run per `step()` call, so the Python around a step
   (counter, logger, timing) is paid once per call.
+- With `inverse_dynamics_weight` w > 0 (the imitation learner,
+  `MetaMimicConfig.inverse_dynamics_weight`), the policy loss is Acme's DPG
+  loss plus w * |pi(o_t, g = o_{t+1}) - a_t|^2 (summed over action
+  dimensions, averaged over the batch), where o_{t+1} is the hindsight goal
+  the adder put in the item's extras: the policy learns which action reaches
+  a goal from the agent's own transitions (hindsight inverse dynamics). Its
+  gradient reaches the policy head only, as the DPG loss's does; the
+  observation network stays the critic's.
 
 The learner's checkpoint holds its counter as a
 `counter_checkpoint.CounterCheckpoint` (JSON in a string variable), not as
@@ -41,7 +49,9 @@ import reverb
 import tensorflow as tf
 import tree
 
+from acme_metamimic import adders
 from acme_metamimic import counter_checkpoint
+from acme_metamimic.environments import imitation
 
 
 class PriorityUpdatingIterator:
@@ -132,6 +142,7 @@ class D4PGLearner(d4pg_learning.D4PGLearner, tf2_savers.TFSaveable):
                priority_update_period: int = 1,
                steps_per_call: int = 1,
                jit_compile: bool = True,
+               inverse_dynamics_weight: float = 0.,
                **kwargs):
     """Creates the learner; `args` and `kwargs` are Acme's `D4PGLearner`'s.
 
@@ -144,6 +155,9 @@ class D4PGLearner(d4pg_learning.D4PGLearner, tf2_savers.TFSaveable):
       priority_update_period: write priorities for every k-th batch only.
       steps_per_call: SGD steps per `step()` call.
       jit_compile: compile the SGD step with XLA.
+      inverse_dynamics_weight: weight of the hindsight inverse-dynamics loss
+        (module docstring); its batches must carry
+        extras['hindsight_goal'] (`adders.ImitationRewardAdder`).
       **kwargs: see `acme.agents.tf.d4pg.learning.D4PGLearner`.
     """
     super().__init__(*args, **kwargs)
@@ -154,6 +168,10 @@ class D4PGLearner(d4pg_learning.D4PGLearner, tf2_savers.TFSaveable):
       raise ValueError(f'steps_per_call must be >= 1, got {steps_per_call}.')
     if priority_table is not None and server_address is None:
       raise ValueError('priority_table needs a server_address.')
+    if inverse_dynamics_weight < 0.:
+      raise ValueError('inverse_dynamics_weight must be >= 0, got '
+                       f'{inverse_dynamics_weight}.')
+    self._inverse_dynamics_weight = inverse_dynamics_weight
     self._priority_table = priority_table
     self._priority_client = (reverb.TFClient(server_address)
                              if priority_table is not None else None)
@@ -199,6 +217,12 @@ class D4PGLearner(d4pg_learning.D4PGLearner, tf2_savers.TFSaveable):
           dpg_q_t, dpg_a_t, tape=tape,
           dqda_clipping=1.0 if self._clipping else None,
           clip_norm=self._clipping), axis=[0])
+      losses_out = {'critic_loss': critic_loss, 'policy_loss': policy_loss}
+      if self._inverse_dynamics_weight:
+        inverse_dynamics_loss = self._inverse_dynamics_loss(transitions)
+        losses_out['inverse_dynamics_loss'] = inverse_dynamics_loss
+        policy_loss = (policy_loss +
+                       self._inverse_dynamics_weight * inverse_dynamics_loss)
 
     policy_variables = self._policy_network.trainable_variables
     critic_variables = (self._observation_network.trainable_variables +
@@ -215,7 +239,23 @@ class D4PGLearner(d4pg_learning.D4PGLearner, tf2_savers.TFSaveable):
     target = (tf.cast(transitions.reward, tf.float32) + tf.cast(
         discount * transitions.discount, tf.float32) * q_t.mean())
     td_errors = tf.stop_gradient(tf.abs(target - q_tm1.mean()))
-    return {'critic_loss': critic_loss, 'policy_loss': policy_loss}, td_errors
+    return losses_out, td_errors
+
+  def _inverse_dynamics_loss(self, transitions: types.Transition) -> tf.Tensor:
+    """Mean over the batch of |pi(o_t, g = o_{t+1}) - a_t|^2."""
+    if adders.HINDSIGHT_GOAL not in (transitions.extras or {}):
+      raise ValueError(
+          'inverse_dynamics_weight > 0 needs imitation items with '
+          f"extras['{adders.HINDSIGHT_GOAL}'] (ImitationRewardAdder("
+          'hindsight_goals=True)); this batch has extras '
+          f'{transitions.extras!r}.')
+    hindsight = {
+        imitation.OBSERVATION: transitions.observation[imitation.OBSERVATION],
+        imitation.GOAL: transitions.extras[adders.HINDSIGHT_GOAL]}
+    predicted = self._policy_network(self._observation_network(hindsight))
+    action = tf.cast(transitions.action, predicted.dtype)
+    return tf.reduce_mean(
+        tf.reduce_sum(tf.square(predicted - action), axis=-1))
 
   def _write_priorities(self, keys: tf.Tensor, td_errors: tf.Tensor):
     priorities = tf.cast(td_errors + self._priority_epsilon, tf.float64)

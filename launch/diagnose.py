@@ -75,7 +75,12 @@ _FIT_CRITIC_STEPS = flags.DEFINE_integer(
     'reward); 0: probe the networks as they are.')
 _FIT_TRANSITIONS = flags.DEFINE_integer(
     'fit_transitions', 4000, 'Transitions around the training demos that '
-    'the critic is fitted to.')
+    'the critic or the policy is fitted to.')
+_FIT_INVERSE_DYNAMICS_STEPS = flags.DEFINE_integer(
+    'fit_inverse_dynamics_steps', 0, 'Before probing, fit the policy by '
+    'hindsight inverse dynamics on --fit_transitions steps of its own noisy '
+    'training episodes for this many SGD steps, and evaluate it on the '
+    'held-out demos (diagnostics.fit_policy_by_inverse_dynamics); 0: no fit.')
 _CONFIG = flags.DEFINE_multi_string(
     'config', [], 'field=value: overrides a MetaMimicConfig field of the '
     'preset after the run\'s network fields (repeatable).')
@@ -148,7 +153,8 @@ def main(argv):
         exploration_episodes=_EXPLORATION_EPISODES.value,
         networks_kind=_NETWORKS.value,
         fit_critic_steps=_FIT_CRITIC_STEPS.value,
-        fit_transitions=_FIT_TRANSITIONS.value)
+        fit_transitions=_FIT_TRANSITIONS.value,
+        fit_inverse_dynamics_steps=_FIT_INVERSE_DYNAMICS_STEPS.value)
   except FileNotFoundError as e:
     raise app.UsageError(f'No imitation learner to probe: {e}') from e
   result['network_overrides'] = overrides
@@ -156,6 +162,12 @@ def main(argv):
                          train=os.path.abspath(_DEMOS.value))
   print(f'[diagnose] networks: {result["source"]}', flush=True)
   print(table(result), flush=True)
+  if 'inverse_dynamics_imitation' in result:
+    metrics = result['inverse_dynamics_imitation']
+    print('[diagnose] after the inverse-dynamics fit, held-out imitation: '
+          f'{metrics["imitation_reward_per_step"]:.2f} eq. 2 per step, '
+          f'{metrics["task_return_pct_of_demo"]:.1f} % of the demos\' task '
+          'reward', flush=True)
   print(f'[diagnose] {result["seconds"]["total"]:.0f}s', flush=True)
   output = _OUTPUT.value or (
       os.path.join(workdir, 'diagnostics.json') if workdir else None)

@@ -24,6 +24,17 @@ def test_paper_defaults_match_table_1():
       'prioritized', 'prioritized')
   assert (config.task_sampler, config.task_remover) == ('uniform', 'fifo')
   assert config.hand_to_target_threshold == 0.01
+  # The imitation learner is the paper's D4PG alone: no hindsight inverse
+  # dynamics, raw goals, one sigma.
+  assert config.inverse_dynamics_weight == 0.
+  assert config.goal_delta_scale is None and not config.goal_delta_skip
+  assert config.sigma_per_dimension is None
+
+
+def test_negative_inverse_dynamics_weight_is_refused():
+  with pytest.raises(ValueError,
+                     match='MetaMimicConfig.inverse_dynamics_weight'):
+    config_lib.features_config(inverse_dynamics_weight=-1.)
 
 
 def test_seed_draws_learning_rates_loguniform_in_range():

@@ -279,3 +279,53 @@ def test_critic_fitted_to_the_one_step_reward_learns_it():
       seed=0)
   assert fit['last_loss'] < 0.8 * fit['first_loss'], fit
   assert correlation() > max(before, 0.) + 0.3, (before, correlation())
+
+
+def test_policy_fitted_by_inverse_dynamics_predicts_the_action_taken():
+  # diagnose.py --fit_inverse_dynamics_steps: the transitions are the noisy
+  # policy's own training episodes, o_{t+1} the next step's observation, and
+  # the policy head fitted to them (goal deltas with the skip, so that the
+  # head sees g - o without a trained torso) predicts the action that
+  # reached a new transition's next frame far better than the fresh policy.
+  config = config_lib.features_config(
+      goal_delta_scale=10., goal_delta_skip=True,
+      sigma_per_dimension=(0.5,) * 6 + (0.3,) * 3)
+  environment = presets.make_environment(PRESET, seed=0)
+  spec = specs.make_environment_spec(environment)
+  networks, _ = evaluation.build_networks(PRESET, config, spec)
+  builder = builder_lib.MetaMimicBuilder(config)
+  demos = presets.load_demonstrations(PRESET, TRAIN_DEMOS, max_episodes=2)
+  imitation_environment = builder.make_imitation_environment(
+      environment, demos, seed=0)
+  policy = evaluation.make_greedy_policy(
+      networks, imitation.imitation_environment_spec(spec))
+  sigma = np.asarray(config.exploration_sigma())
+  observations, actions, next_observations, length = (
+      diagnostics.collect_exploration_transitions(
+          imitation_environment, policy, sigma, 400,
+          np.random.default_rng(0)))
+  assert actions.shape[1:] == (9,) and len(actions) >= 400
+  # Within an episode, o_{t+1} is the next transition's observation.
+  follows = [np.array_equal(next_observations['body'][i],
+                            observations['observation']['body'][i + 1])
+             for i in range(len(actions) - 1)]
+  episodes = len(actions) / length
+  assert sum(follows) >= len(actions) - 1 - round(episodes), (
+      sum(follows), len(actions), episodes)
+
+  held_out = diagnostics.collect_exploration_transitions(
+      imitation_environment, policy, sigma, 200, np.random.default_rng(1))
+
+  def error():
+    hindsight = {'observation': held_out[0]['observation'],
+                 'goal': held_out[2]}
+    predicted = networks.policy_network(
+        networks.observation_network(hindsight)).numpy()
+    return np.mean(np.sum((predicted - held_out[1]) ** 2, axis=-1))
+
+  before = error()
+  fit = diagnostics.fit_policy_by_inverse_dynamics(
+      networks, (observations, actions, next_observations, length),
+      steps=400, learning_rate=1e-3, batch_size=64, seed=0)
+  assert fit['last_loss'] < 0.5 * fit['first_loss'], fit
+  assert error() < 0.5 * before, (before, error())

@@ -107,6 +107,7 @@ import sonnet as snt
 import tensorflow as tf
 import tree
 
+from acme_metamimic import adders
 from acme_metamimic import agent as agent_lib
 from acme_metamimic import builder as builder_lib
 from acme_metamimic import config as config_lib
@@ -177,8 +178,11 @@ def _small_config(**overrides):
   return config_lib.MetaMimicConfig(**values)
 
 
-def _replay_with_one_episode(config):
+def _replay_with_one_episode(config, observations=None):
   """Both tables on a new server, holding one random-action imitation episode.
+
+  `observations`, a list, receives the episode's observations o_0, o_1, ...
+  (without goals).
 
   Returns (builder, task environment spec, server, client).
   """
@@ -193,10 +197,13 @@ def _replay_with_one_episode(config):
   rng = np.random.default_rng(0)
   timestep = im_env.reset()
   adder.add_first(timestep)
+  seen = [] if observations is None else observations
+  seen.append(timestep.observation[imitation.OBSERVATION])
   while not timestep.last():
     action = rng.uniform(-1., 1., spec.actions.shape).astype(np.float32)
     timestep = im_env.step(action)
     adder.add(action, timestep)
+    seen.append(timestep.observation[imitation.OBSERVATION])
   return builder, spec, server, client
 
 
@@ -577,6 +584,83 @@ def test_compiled_step_with_fused_priorities_matches_acmes_step():
         continue
       np.testing.assert_allclose(arrays[key], value, rtol=rtol, atol=1e-6,
                                  err_msg=f'{key}, XLA {jit_compile}')
+  server.stop()
+
+
+def test_inverse_dynamics_loss_regresses_the_policy_on_its_own_next_frames():
+  """Hindsight inverse dynamics (`inverse_dynamics_weight`), end to end.
+
+  The imitation items carry o_{t+1} (the frame after their first one, not
+  the n-step next observation); the learner's step adds w * |pi(o_t,
+  o_{t+1}) - a_t|^2 to the policy loss only: with w = 3 against w = 0 on the
+  same batch and weights, the critic and observation networks take the same
+  step, the logged DPG loss is the same, and the policy's gradient (Adam's
+  first moment, 0.1 g) differs by exactly w times this loss's gradient,
+  worked out here. Without hindsight goals in the batch the step refuses.
+  """
+  weight = 3.
+  config = _small_config(batch_size=16, target_update_period=100,
+                         inverse_dynamics_weight=weight)
+  episode = []
+  builder, spec, server, client = _replay_with_one_episode(config, episode)
+  batch = next(builder.make_imitation_dataset_iterator(client))
+  data = batch.data
+  positions = np.stack([o['position'] for o in episode])
+  for i, position in enumerate(data.observation[imitation.OBSERVATION][
+      'position'].numpy()):
+    (t,), = np.nonzero((positions == position).all(axis=1))
+    for key in KEYS:
+      np.testing.assert_array_equal(
+          data.extras[adders.HINDSIGHT_GOAL][key][i], episode[t + 1][key],
+          err_msg=f'item {i} (t={t}), {key}')
+
+  steps = {}
+  for w in (weight, 0.):
+    learner, online, _ = _learner_on_batch(
+        learning.D4PGLearner, builder, spec, batch, jit_compile=False,
+        clipping=False, inverse_dynamics_weight=w)
+    if w:
+      hindsight = {imitation.OBSERVATION: data.observation[
+          imitation.OBSERVATION], imitation.GOAL: data.extras[
+              adders.HINDSIGHT_GOAL]}
+      variables = online.policy_network.trainable_variables
+      with tf.GradientTape() as tape:
+        predicted = online.policy_network(online.observation_network(
+            hindsight))
+        expected_loss = tf.reduce_mean(tf.reduce_sum(
+            tf.square(predicted - data.action), axis=-1))
+      expected_gradients = tape.gradient(expected_loss, variables)
+    losses, _ = learner._sgd_step(data)
+    steps[w] = (losses, _gradients_and_weights(learner))
+  (losses, arrays), (losses_0, arrays_0) = steps[weight], steps[0.]
+  assert 'inverse_dynamics_loss' not in losses_0
+  np.testing.assert_allclose(losses['inverse_dynamics_loss'].numpy(),
+                             expected_loss.numpy(), rtol=1e-6)
+  for key in ('policy_loss', 'critic_loss'):
+    np.testing.assert_allclose(losses[key].numpy(), losses_0[key].numpy(),
+                               rtol=1e-6, err_msg=key)
+  for key, value in arrays_0.items():
+    if not key.startswith('policy'):
+      np.testing.assert_allclose(arrays[key], value, rtol=1e-6, atol=1e-7,
+                                 err_msg=key)
+  policy_moments = [key for key in arrays if key.startswith(
+      'policy_optimizer/m/')]
+  assert len(policy_moments) == len(expected_gradients)
+  for i, gradient in enumerate(expected_gradients):
+    key = f'policy_optimizer/m/{i}'
+    np.testing.assert_allclose(arrays[key] - arrays_0[key],
+                               0.1 * weight * gradient.numpy(), rtol=1e-4,
+                               atol=1e-7, err_msg=key)
+  server.stop()
+
+  plain = _small_config(batch_size=16)
+  builder, spec, server, client = _replay_with_one_episode(plain)
+  batch = next(builder.make_imitation_dataset_iterator(client))
+  learner, _, _ = _learner_on_batch(learning.D4PGLearner, builder, spec,
+                                    batch, jit_compile=False,
+                                    inverse_dynamics_weight=weight)
+  with pytest.raises(ValueError, match='hindsight_goal'):
+    learner._sgd_step(batch.data)
   server.stop()
 
 

@@ -75,10 +75,13 @@ def test_goal_delta_scale_feeds_the_imitation_torso_scaled_differences():
   environment = presets.make_environment('features', seed=0)
   spec = specs.make_environment_spec(environment)
   scale = 10.
+  # Without the skip (features_config() has it), so that the embeddings
+  # compare.
   with_delta, task = evaluation.build_networks(
-      'features', config_lib.features_config(goal_delta_scale=scale), spec)
-  plain, _ = evaluation.build_networks('features',
-                                       config_lib.features_config(), spec)
+      'features', config_lib.features_config(
+          goal_delta_scale=scale, goal_delta_skip=False), spec)
+  plain, _ = evaluation.build_networks('features', config_lib.features_config(
+      goal_delta_scale=None, goal_delta_skip=False), spec)
   for mine, theirs in zip(plain.observation_network.variables,
                           with_delta.observation_network.variables):
     mine.assign(theirs)
@@ -106,7 +109,8 @@ def test_goal_delta_skip_appends_the_scaled_differences_to_the_embedding():
   skip, task = evaluation.build_networks('features', config_lib.features_config(
       goal_delta_scale=scale, goal_delta_skip=True), spec)
   delta, _ = evaluation.build_networks(
-      'features', config_lib.features_config(goal_delta_scale=scale), spec)
+      'features', config_lib.features_config(
+          goal_delta_scale=scale, goal_delta_skip=False), spec)
   for mine, theirs in zip(delta.observation_network.variables,
                           skip.observation_network.variables):
     mine.assign(theirs)
@@ -124,7 +128,7 @@ def test_goal_delta_skip_appends_the_scaled_differences_to_the_embedding():
   assert critic_inputs == torso.shape[1] + scaled.shape[1] + 9
   assert task.observation_network._goal_delta_skip is False  # pylint: disable=protected-access
   with pytest.raises(ValueError, match='goal_delta_skip needs'):
-    config_lib.features_config(goal_delta_skip=True)
+    config_lib.features_config(goal_delta_scale=None, goal_delta_skip=True)
 
 
 def test_observation_normalization_feeds_both_torsos_clipped_z_scores():
@@ -207,9 +211,22 @@ def test_evaluation_rebuilds_a_runs_network_fields_only(tmp_path):
           goal_delta_scale=10., vmax=400., feature_distance_scale=50.,
           early_termination='none', observation_normalization=True))))
   # Reward and termination overrides are left out: every run is measured
-  # with the preset's eq. 2.
+  # with the preset's eq. 2. A run.json from before `network_config` was
+  # recorded had the paper's encoding under its overrides.
   assert evaluation.network_overrides(str(tmp_path)) == dict(
-      goal_delta_scale=10., vmax=400., observation_normalization=True)
+      goal_delta_scale=10., goal_delta_skip=False, vmax=400.,
+      observation_normalization=True)
+  # Since then, every network field's value is recorded and read back.
+  recorded = {name: getattr(config_lib.features_config(), name)
+              for name in config_lib.NETWORK_FIELDS}
+  (tmp_path / 'run.json').write_text(json.dumps(dict(
+      preset='features', config_overrides=dict(vmax=400.),
+      network_config=dict(recorded, vmax=400.))))
+  read = evaluation.network_overrides(str(tmp_path))
+  assert read == json.loads(json.dumps(dict(recorded, vmax=400.)))
+  config = config_lib.features_config(**read)
+  assert {name: getattr(config, name) for name in read} == dict(
+      recorded, vmax=400.)
 
 
 def test_ablation_presets_read_their_environments_demo_sets(demo_dir):

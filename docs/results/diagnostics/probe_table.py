@@ -4,12 +4,22 @@ Not project code: kept beside the JSONs it reads.
 
     python docs/results/diagnostics/probe_table.py docs/results/diagnostics/*.json
 """
+import dataclasses
 import json
 import os
 import sys
 
+from acme_metamimic import config as config_lib
+
 # docs/results: file names are given relative to it.
 RESULTS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _paper_value(name):
+  """`MetaMimicConfig`'s default of a field (the paper's value)."""
+  field = {f.name: f for f in dataclasses.fields(config_lib.MetaMimicConfig)}[
+      name]
+  return field.default
 
 
 def _cell(value, digits=3):
@@ -29,7 +39,11 @@ def row(path):
             f"{fit['last_loss']:.2f})")
   else:
     what = 'fresh (untrained)'
-  overrides = result.get('network_overrides') or {}
+  # The fields that differ from the paper's (run.json records every network
+  # field's value since session 18).
+  overrides = {key: value for key, value in sorted(
+      (result.get('network_overrides') or {}).items())
+               if value != _paper_value(key)}
   ranking = result['critic_ranking']
   versus = result['policy_vs_tracker']
   exploration = result['exploration']
