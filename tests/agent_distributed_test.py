@@ -206,7 +206,7 @@ def test_tracker_fed_imitation_actors_act_with_the_tracker_and_fill_replay(
   # Issue 33's ablation: the joint tracker stands in for the imitation
   # policy; the adder and tables are the same.
   definition = _definition(tmp_path, seed=0, imitation_policy='joint_tracker',
-                           sigma=0.)
+                           sigma=0., sigma_per_dimension=None)
   assert definition.signature()['imitation_policy'] == 'joint_tracker'
   loop = definition.imitation_actor(replay, None, counting.Counter(), 0)
   environment, actor = loop._environment, loop._actor  # pylint: disable=protected-access

@@ -164,10 +164,13 @@ def test_single_writer_adder_matches_two_stock_n_step_adders(
   task adder the task discount, so with early termination this also checks
   that each table gets its own discount.
   """
+  # Without the hindsight goals a stock adder cannot write (learning_test
+  # checks them).
   config = config_lib.features_config(n_step=3, discount=0.9,
                                       early_termination=early_termination,
                                       early_termination_cutoff=16.99,
-                                      min_replay_size=1)
+                                      min_replay_size=1,
+                                      inverse_dynamics_weight=0.)
   builder = builder_lib.MetaMimicBuilder(config)
   reward = builder.make_imitation_reward()
   if early_termination == 'none':

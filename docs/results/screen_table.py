@@ -14,6 +14,13 @@ one row per arm of the runs at the full budget (training_seconds of at least
 3,000), each figure per seed in seed order, then its mean (min-max).
 
     python docs/results/screen_table.py docs/results/fidelity.json --full_budget
+
+With `--task` after a screen directory, the task reward per run instead:
+the imitation policy's on held-out and training demos (% of the demos',
+and the fraction of demos it stacked in, beside the demos' own), and the
+task policy's from the held-out starts (return, reach / lift / stack rates).
+
+    python docs/results/screen_table.py docs/results/imitation_levers --task
 """
 import json
 import os
@@ -70,6 +77,37 @@ def table(screen):
           f'{max(r[key] for r in runs):.{digits}f})')
       rows.append(f'| {arm}: mean (min-max) | | | | {span("held_out", 3)} | '
                   f'{span("train", 3)} | {span("task_pct", 1)} |')
+  return '\n'.join(rows)
+
+
+def task_table(screen):
+  """Per run: task reward of the imitation and the task policies."""
+  with open(os.path.join(screen, 'arms.json')) as f:
+    arms = json.load(f)
+  rows = ['| arm | seed | imitation, held-out: task reward % of demos\' / '
+          'stacked (demos) | imitation, training: demos, task reward % / '
+          'stacked (demos) | task policy, held-out starts: return / reach / '
+          'lift / stack |', '|---|---|---|---|---|']
+  for arm, spec in arms.items():
+    for run in spec['runs']:
+      path = os.path.join(screen, run)
+      with open(os.path.join(path, 'evaluation.json')) as f:
+        metrics = json.load(f)['metrics']
+      seed = int(os.path.basename(os.path.normpath(path)).rsplit('seed', 1)[1])
+      cells = []
+      for split in ('validation', 'train'):
+        m = metrics.get(f'imitation_{split}')
+        if not m:
+          cells.append('-')
+          continue
+        count = f"{m['num_episodes']:.0f}, " if split == 'train' else ''
+        cells.append(f"{count}{m['task_return_pct_of_demo']:.1f} / "
+                     f"{m['success_rate']:.1f} ({m['demo_success_rate']:.1f})")
+      m = metrics.get('task_policy_validation')
+      cells.append('-' if not m else (
+          f"{m['task_return']:.2f} / {m['reach_rate']:.1f} / "
+          f"{m['lift_rate']:.1f} / {m['success_rate']:.1f}"))
+      rows.append(f"| {arm} | {seed} | " + ' | '.join(cells) + ' |')
   return '\n'.join(rows)
 
 
@@ -145,5 +183,7 @@ if __name__ == '__main__':
     print(full_budget(sys.argv[1]))
   elif sys.argv[1].endswith('.json'):
     print(targets(sys.argv[1]))
+  elif sys.argv[2:] == ['--task']:
+    print(task_table(sys.argv[1]))
   else:
     print(table(sys.argv[1]))

@@ -31,7 +31,16 @@ def row(path):
     result = json.load(f)
   source = result['source']
   fit = source.get('fitted_to_one_step_reward')
-  if source['kind'] == 'checkpoint':
+  inverse = source.get('fitted_by_inverse_dynamics')
+  if inverse:
+    held_out = result['inverse_dynamics_imitation']
+    what = (f"fresh, policy fitted by inverse dynamics ({inverse['steps']:,} "
+            f"steps, {inverse['transitions']:,} transitions in episodes of "
+            f"{inverse['mean_episode_length']:.1f} steps; last loss "
+            f"{inverse['last_loss']:.3f}), then held out "
+            f"{held_out['imitation_reward_per_step']:.2f} eq. 2 / step, "
+            f"{held_out['task_return_pct_of_demo']:.1f} % task reward")
+  elif source['kind'] == 'checkpoint':
     what = f"checkpoint, {source['learner_steps']:,} learner steps"
   elif fit:
     what = (f"fresh, fitted to the one-step reward ({fit['steps']:,} steps, "
@@ -39,11 +48,13 @@ def row(path):
             f"{fit['last_loss']:.2f})")
   else:
     what = 'fresh (untrained)'
-  # The fields that differ from the paper's (run.json records every network
-  # field's value since session 18).
-  overrides = {key: value for key, value in sorted(
-      (result.get('network_overrides') or {}).items())
-               if value != _paper_value(key)}
+  # The --config overrides of the preset's config as it was then; from a
+  # run.json that records every network field's value (since session 18),
+  # those that differ from the paper's.
+  overrides = result.get('network_overrides') or {}
+  if set(config_lib.NETWORK_FIELDS) <= set(overrides):
+    overrides = {key: value for key, value in overrides.items()
+                 if value != _paper_value(key)}
   ranking = result['critic_ranking']
   versus = result['policy_vs_tracker']
   exploration = result['exploration']
