@@ -1,4 +1,4 @@
-"""Why the imitation policy does not track: a ceiling and probes of its critic.
+"""Whether an imitation policy can track: a ceiling, probes and quick fits.
 
 Issue 32 ("Imitation that tracks") measured two things this module makes
 repeatable:
@@ -56,9 +56,10 @@ observation against the goal), never from the networks.
   `MetaMimicConfig.inverse_dynamics_weight`), then evaluates that policy
   on the held-out demos: what hindsight inverse dynamics can learn from
   such data and encoding, in about a minute. On untrained networks it ranked
-  the issue-32 levers (docs/fidelity.md): goal deltas x10 with the skip and
-  noise 0.5 arm / 0.3 fingers, 9.4 eq. 2 per step held out; the same without
-  deltas (torso trained too) 2.1; noise 0.2 / 0.02, 0.8.
+  the issue-32 levers (docs/fidelity.md, "Issue 32, session 18"): with goal
+  deltas x10 and the skip, 8.9 eq. 2 reward per step held out at noise 0.5
+  arm / 0.3 fingers, 9.3 at 0.3 everywhere, 0.8 at 0.2 / 0.02; with raw
+  goals 0.9-1.0.
 - `exploration_episode_lengths`: the training imitation environment (the
   config's early termination and curriculum) with the config's Gaussian
   exploration noise around the policy and around the tracker. Short episodes
@@ -578,17 +579,26 @@ def fit_policy_by_inverse_dynamics(networks, transitions, steps: int,
     optimizer.apply(tape.gradient(loss, variables), variables)
     return loss
 
+  first, last = _minibatch_losses(step, (hindsight, actions), len(actions),
+                                  steps, batch_size, rng)
+  return dict(steps=steps, transitions=len(actions),
+              mean_episode_length=transitions[3], first_loss=first,
+              last_loss=last)
+
+
+def _minibatch_losses(step, inputs, size: int, steps: int, batch_size: int,
+                      rng: np.random.Generator) -> Tuple[float, float]:
+  """`steps` calls of `step` on random batches of `inputs`' `size` rows.
+
+  Returns the mean loss of the first and of the last hundred steps.
+  """
   history = []
   for _ in range(steps):
-    index = rng.integers(len(actions), size=batch_size)
-    history.append(float(step(
-        tf.nest.map_structure(lambda x: x[index], hindsight),
-        actions[index])))
+    index = rng.integers(size, size=batch_size)
+    history.append(float(step(*tf.nest.map_structure(lambda x: x[index],
+                                                     inputs))))
   window = min(100, steps)
-  return dict(steps=steps, transitions=len(actions),
-              mean_episode_length=transitions[3],
-              first_loss=float(np.mean(history[:window])),
-              last_loss=float(np.mean(history[-window:])))
+  return float(np.mean(history[:window])), float(np.mean(history[-window:]))
 
 
 def fit_critic_to_one_step_reward(networks, transitions, steps: int,
@@ -619,17 +629,11 @@ def fit_critic_to_one_step_reward(networks, transitions, steps: int,
     optimizer.apply(tape.gradient(loss, variables), variables)
     return loss
 
-  history = []
-  for _ in range(steps):
-    index = rng.integers(len(rewards), size=batch_size)
-    history.append(float(step(
-        tf.nest.map_structure(lambda x: x[index], observations),
-        actions[index], rewards[index])))
-  window = min(100, steps)
-  return dict(steps=steps, transitions=len(rewards),
-              first_loss=float(np.mean(history[:window])),
-              last_loss=float(np.mean(history[-window:])),
-              reward_std=float(np.std(rewards)))
+  first, last = _minibatch_losses(
+      step, (observations, actions, rewards), len(rewards), steps,
+      batch_size, rng)
+  return dict(steps=steps, transitions=len(rewards), first_loss=first,
+              last_loss=last, reward_std=float(np.std(rewards)))
 
 
 def _timed(seconds: Dict[str, float], name: str, function, *args, **kwargs):
