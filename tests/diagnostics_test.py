@@ -246,18 +246,26 @@ def test_diagnose_script_writes_every_number_for_untrained_networks(
       assert all(np.isfinite(value) for value in part.values()), (probe, part)
 
 
-def test_critic_fitted_to_the_one_step_reward_learns_it():
-  # diagnose.py --fit_critic_steps: the learner's categorical loss with
-  # discount 0 falls, and the fitted critic ranks actions at training states
-  # like the reward far better than the fresh one did.
-  config = config_lib.features_config(early_termination='none')
+def _fit_setup(config, curriculum=None):
+  """(environment, spec, fresh networks, builder, 2 training demos, their
+  imitation environment) for the fit probes."""
   environment = presets.make_environment(PRESET, seed=0)
   spec = specs.make_environment_spec(environment)
   networks, _ = evaluation.build_networks(PRESET, config, spec)
   builder = builder_lib.MetaMimicBuilder(config)
   demos = presets.load_demonstrations(PRESET, TRAIN_DEMOS, max_episodes=2)
   imitation_environment = builder.make_imitation_environment(
-      environment, demos, seed=0, curriculum=False)
+      environment, demos, seed=0, curriculum=curriculum)
+  return environment, spec, networks, builder, demos, imitation_environment
+
+
+def test_critic_fitted_to_the_one_step_reward_learns_it():
+  # diagnose.py --fit_critic_steps: the learner's categorical loss with
+  # discount 0 falls, and the fitted critic ranks actions at training states
+  # like the reward far better than the fresh one did.
+  config = config_lib.features_config(early_termination='none')
+  environment, spec, networks, builder, demos, imitation_environment = (
+      _fit_setup(config, curriculum=False))
   tracker = diagnostics.joint_tracker_policy(environment)
   rng = np.random.default_rng(0)
   transitions = diagnostics.collect_one_step_transitions(
@@ -290,13 +298,8 @@ def test_policy_fitted_by_inverse_dynamics_predicts_the_action_taken():
   config = config_lib.features_config(
       goal_delta_scale=10., goal_delta_skip=True,
       sigma_per_dimension=(0.5,) * 6 + (0.3,) * 3)
-  environment = presets.make_environment(PRESET, seed=0)
-  spec = specs.make_environment_spec(environment)
-  networks, _ = evaluation.build_networks(PRESET, config, spec)
-  builder = builder_lib.MetaMimicBuilder(config)
-  demos = presets.load_demonstrations(PRESET, TRAIN_DEMOS, max_episodes=2)
-  imitation_environment = builder.make_imitation_environment(
-      environment, demos, seed=0)
+  environment, spec, networks, _, _, imitation_environment = _fit_setup(
+      config)
   policy = evaluation.make_greedy_policy(
       networks, imitation.imitation_environment_spec(spec))
   sigma = np.asarray(config.exploration_sigma())
