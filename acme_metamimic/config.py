@@ -23,8 +23,9 @@ SAMPLERS = ('prioritized', 'uniform')
 REMOVERS = ('prioritized', 'fifo')
 # The fields that shape the networks (presets.make_networks reads them): a
 # policy restored from a run's checkpoint needs the run's values of these.
-NETWORK_FIELDS = ('vmin', 'vmax', 'num_atoms', 'goal_delta_scale',
-                  'goal_delta_skip', 'observation_normalization')
+NETWORK_FIELDS = ('vmin', 'vmax', 'imitation_vmax', 'num_atoms',
+                  'goal_delta_scale', 'goal_delta_skip',
+                  'observation_normalization')
 
 
 @dataclasses.dataclass
@@ -71,6 +72,12 @@ class MetaMimicConfig(d4pg_agent.D4PGConfig):
   # horizon, while at 0.99 an action's effect on the next rewards is small
   # next to Q itself (up to 17 / (1 - 0.99) on the Jaco).
   imitation_discount: Optional[float] = None
+  # Not in the paper: the largest atom of the imitation critic (the task
+  # critic keeps `vmax`); None: `vmax` for both, as in the paper. Eq. 2 pays
+  # up to 17 per step, so a tracking policy's discounted return is 17 /
+  # (1 - imitation discount) at most: at the paper's 100 the critic of a
+  # policy that tracks sits on its top atom and cannot rank actions.
+  imitation_vmax: Optional[float] = None
   # Not in the paper: the imitation policy also learns, self-supervised,
   # the action that took the agent's own o_t to its o_{t+1}: the imitation
   # learner adds this weight times the squared error between
@@ -204,6 +211,9 @@ class MetaMimicConfig(d4pg_agent.D4PGConfig):
                        f'{self.sigma_per_dimension}.')
     if self.vmax <= self.vmin:
       raise ValueError(f'vmax ({self.vmax}) must exceed vmin ({self.vmin}).')
+    if self.imitation_vmax is not None and self.imitation_vmax <= self.vmin:
+      raise ValueError(f'imitation_vmax ({self.imitation_vmax}) must exceed '
+                       f'vmin ({self.vmin}).')
     if self.priority_update_period < 1:
       raise ValueError('priority_update_period must be >= 1, got '
                        f'{self.priority_update_period}.')
@@ -230,6 +240,11 @@ class MetaMimicConfig(d4pg_agent.D4PGConfig):
     """The imitation learner's discount (`imitation_discount` or `discount`)."""
     return (self.discount if self.imitation_discount is None
             else self.imitation_discount)
+
+  def critic_vmax(self, goal_conditioned: bool) -> float:
+    """The largest atom of the imitation (goal-conditioned) or task critic."""
+    return (self.imitation_vmax if goal_conditioned and
+            self.imitation_vmax is not None else self.vmax)
 
   def exploration_sigma(self) -> Union[float, Tuple[float, ...]]:
     """The actors' exploration noise: a scalar, or one per action dimension."""

@@ -131,6 +131,27 @@ def test_goal_delta_skip_appends_the_scaled_differences_to_the_embedding():
     config_lib.features_config(goal_delta_scale=None, goal_delta_skip=True)
 
 
+def test_imitation_vmax_sets_the_imitation_critics_support_only():
+  # MetaMimicConfig.imitation_vmax: the imitation critic's atoms span
+  # [vmin, imitation_vmax]; the task critic keeps [vmin, vmax].
+  environment = presets.make_environment('features', seed=0)
+  spec = specs.make_environment_spec(environment)
+  config = config_lib.features_config(imitation_vmax=200.)
+  imitation, task = evaluation.build_networks('features', config, spec)
+  support = lambda networks: networks.critic_network._layers[-1]._values.numpy()  # pylint: disable=protected-access
+  np.testing.assert_allclose(support(imitation),
+                             np.linspace(0., 200., config.num_atoms),
+                             rtol=1e-6)
+  np.testing.assert_allclose(support(task),
+                             np.linspace(0., 100., config.num_atoms),
+                             rtol=1e-6)
+  paper_imitation, _ = evaluation.build_networks(
+      'features', config_lib.features_config(imitation_vmax=None), spec)
+  assert support(paper_imitation)[-1] == config.vmax
+  with pytest.raises(ValueError, match='imitation_vmax'):
+    config_lib.features_config(imitation_vmax=0.)
+
+
 def test_observation_normalization_feeds_both_torsos_clipped_z_scores():
   # MetaMimicConfig.observation_normalization: every vector key, observation
   # and goal alike, enters as clip((x - offset) / scale, +-10) with the
