@@ -25,6 +25,19 @@ more): e.g. `--fit_critic_steps=3000 --config=goal_delta_scale=10.
 --config=goal_delta_skip=True` against the same without the overrides.
 `--config` (repeatable, as run_local's) also sets the exploration noise of
 the episode-length probe (`--config=sigma_per_dimension=(...)`).
+
+`--learner=task` probes the task learner instead (`task_diagnostics`;
+needs --workdir): along the imitation policy's greedy rollouts of the first
+--num_demos demos of --demos, whether the task critic's Q follows the true
+task return-to-go and prefers the imitation policy's action to the task
+policy's, and what the task policy does when handed the rollout's first
+reached and lifted states. With `--fit_task_policy_steps=N` it also fits
+fresh task networks (`--fit_task_config=field=value` sets their encoding,
+e.g. observation_normalization=True) to the imitation policy's actions on
+its noisy rollouts and evaluates that task policy from the training and
+held-out starts: what a task policy of that encoding could take from the
+imitation experience by regression alone. Writes
+<workdir>/task_diagnostics.json by default.
 """
 
 import json
@@ -38,6 +51,7 @@ from acme_metamimic import config as config_lib
 from acme_metamimic import diagnostics
 from acme_metamimic import evaluation
 from acme_metamimic import presets
+from acme_metamimic import task_diagnostics
 
 _WORKDIR = flags.DEFINE_string(
     'workdir', None, 'run_local workdir with an imitation learner '
@@ -84,6 +98,19 @@ _FIT_INVERSE_DYNAMICS_STEPS = flags.DEFINE_integer(
 _CONFIG = flags.DEFINE_multi_string(
     'config', [], 'field=value: overrides a MetaMimicConfig field of the '
     'preset after the run\'s network fields (repeatable).')
+_LEARNER = flags.DEFINE_enum(
+    'learner', 'imitation', ['imitation', 'task'],
+    'Which learner to probe (task: task_diagnostics, needs --workdir).')
+_HANDOVER_STEPS = flags.DEFINE_integer(
+    'handover_steps', 100, '--learner=task: the task policy\'s actions '
+    'after each handover.')
+_FIT_TASK_POLICY_STEPS = flags.DEFINE_integer(
+    'fit_task_policy_steps', 0, '--learner=task: also fit fresh task '
+    'networks to the imitation policy\'s actions for this many SGD steps and '
+    'evaluate them (task_diagnostics.fit_task_policy_to_imitation).')
+_FIT_TASK_CONFIG = flags.DEFINE_multi_string(
+    'fit_task_config', [], '--learner=task: field=value overrides of the '
+    'fitted task networks\' config only (repeatable).')
 _OUTPUT = flags.DEFINE_string(
     'output', None, 'JSON file (default: <workdir>/diagnostics.json).')
 
@@ -104,6 +131,8 @@ def table(result) -> str:
       ('one-step eq. 2 of the action', versus['policy_reward'],
        versus['tracker_reward']),
       ('Q of the action', versus['policy_q'], versus['tracker_q']),
+      ('Q(pi(o)) as a fraction of [Vmin, Vmax]',
+       result['critic_support']['policy_q_fraction'], None),
       ('Q prefers the policy\'s action (fraction)',
        versus['q_prefers_policy'], None),
       ('eq. 2 prefers the policy\'s action (fraction)',
@@ -121,6 +150,43 @@ def table(result) -> str:
   for name, mine, tracker in rows:
     cell = f'{tracker:9.3g}' if tracker is not None else ' ' * 9
     lines.append(f'| {name:46s} | {mine:9.3g} | {cell} |')
+  return '\n'.join(lines)
+
+
+def task_table(result) -> str:
+  """The task probes' headline numbers."""
+  value, handover = result['value'], result['handover']
+  lines = [
+      f'imitation rollouts: {result["imitation"]["num_rollouts"]:.0f}, task '
+      f'return {result["imitation"]["task_return"]:.1f}, stacked '
+      f'{result["imitation"]["stacked"]:.0%}',
+      f'task critic: rank corr. of Q with the return-to-go '
+      f'{value["q_vs_return"]:.3f}; Q {value["q_imitation_action"]:.1f} '
+      f'(imitation action) / {value["q_task_action"]:.1f} (task action) '
+      f'against a true return-to-go of {value["return_to_go"]:.1f}',
+      f'at rewarding states: Q prefers the imitation action at '
+      f'{value["q_prefers_imitation_action"]:.0%}; the actions are '
+      f'{value["action_distance"]:.2f} apart',
+  ]
+  for stage in task_diagnostics.STAGES:
+    part = handover[stage]
+    lines.append(
+        f'handed the first {stage} state ({part["handovers"]:.0f} '
+        f'rollouts), the task policy holds it {part["holds"]:.0%}, lifts '
+        f'{part["lifts"]:.0%}, stacks {part["stacks"]:.0%}; task return '
+        f'{part["task_return"]:.1f} against the imitation policy\'s '
+        f'{part["imitation_task_return"]:.1f} over {handover["steps"]:.0f} '
+        'steps')
+  fitted = result.get('fitted_task_policy')
+  for split in ('train', 'validation'):
+    if fitted and split in fitted:
+      metrics = fitted[split]
+      lines.append(
+          f'task policy fitted to the imitation actions, {split} starts: '
+          f'reach {metrics["reach_rate"]:.0%}, lift {metrics["lift_rate"]:.0%}'
+          f', stack {metrics["success_rate"]:.0%}, '
+          f'{metrics["task_return_pct_of_demo"]:.1f} % of the demos\' task '
+          'reward')
   return '\n'.join(lines)
 
 
@@ -145,6 +211,29 @@ def main(argv):
   demos, train_demos = (
       presets.load_demonstrations(preset, path, max_episodes=_NUM_DEMOS.value)
       for path in (_VALIDATION_DEMOS.value, _DEMOS.value))
+  if _LEARNER.value == 'task':
+    if not workdir:
+      raise app.UsageError('--learner=task needs --workdir.')
+    try:
+      fit_overrides = dict(overrides, **config_lib.parse_overrides(
+          _FIT_TASK_CONFIG.value, ('seed',)))
+      fit_config = presets.make_config(preset, seed=_SEED.value,
+                                       **fit_overrides)
+    except ValueError as e:
+      raise app.UsageError(f'--fit_task_config: {e}') from e
+    try:
+      result = task_diagnostics.diagnose_task(
+          workdir, preset, train_demos, config, networks_kind=_NETWORKS.value,
+          handover_steps=_HANDOVER_STEPS.value, seed=_SEED.value,
+          fit_steps=_FIT_TASK_POLICY_STEPS.value, fit_config=fit_config,
+          validation_demos=demos)
+    except FileNotFoundError as e:
+      raise app.UsageError(f'No learners to probe: {e}') from e
+    result['network_overrides'] = overrides
+    print(task_table(result), flush=True)
+    _write(result, _OUTPUT.value or os.path.join(workdir,
+                                                 'task_diagnostics.json'))
+    return
   try:
     result = diagnostics.diagnose(
         workdir, preset, demos, config, num_states=_NUM_STATES.value,
@@ -172,10 +261,14 @@ def main(argv):
   output = _OUTPUT.value or (
       os.path.join(workdir, 'diagnostics.json') if workdir else None)
   if output:
-    os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
-    with open(output, 'w') as f:
-      json.dump(result, f, indent=2, sort_keys=True, default=float)
-    print(f'[diagnose] wrote {output}', flush=True)
+    _write(result, output)
+
+
+def _write(result, output: str):
+  os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
+  with open(output, 'w') as f:
+    json.dump(result, f, indent=2, sort_keys=True, default=float)
+  print(f'[diagnose] wrote {output}', flush=True)
 
 
 if __name__ == '__main__':

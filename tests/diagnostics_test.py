@@ -132,6 +132,17 @@ def test_ranking_is_perfect_for_the_oracle_and_chance_for_a_random_critic(
   assert abs(ranking['q_vs_reward']) < 0.6, ranking
 
 
+def test_critic_support_says_where_q_sits_between_vmin_and_vmax():
+  # Two states: the policy's Q at the top atom with no spread over the
+  # candidates (a saturated critic), then mid-support with spread 20.
+  scores = [diagnostics.CandidateScores(np.asarray(q, float), np.zeros(3),
+                                        np.zeros(3))
+            for q in ([200., 200., 200.], [100., 90., 110.])]
+  support = diagnostics.critic_support(scores, vmin=0., vmax=200.)
+  assert support == dict(vmax=200., policy_q_fraction=0.75,
+                         policy_q_near_vmax=0.5, q_spread_fraction=0.05)
+
+
 def test_gradient_cosine_is_one_for_the_oracle_gradient(setup):
   oracle = _oracle(setup)
 
@@ -205,6 +216,8 @@ EXPECTED = dict(
     policy_vs_tracker={'q_prefers_policy', 'reward_prefers_policy',
                        'return_prefers_policy', 'policy_reward',
                        'tracker_reward', 'policy_q', 'tracker_q'},
+    critic_support={'vmax', 'policy_q_fraction', 'policy_q_near_vmax',
+                    'q_spread_fraction'},
     gradient_cosine={'cosine', 'cosine_median', 'critic_gradient_norm',
                      'reward_gradient_norm', 'num_states'},
     goal_sensitivity={'arm_own_joint', 'fingers_own_joint',
@@ -234,7 +247,7 @@ def test_diagnose_script_writes_every_number_for_untrained_networks(
   assert written['settings']['demo_curriculum'] is True  # As main.sh trains.
   assert len(written['settings']['states']) == 2
   assert set(written['seconds']) == {*EXPECTED, 'total'} - {
-      'policy_vs_tracker'}
+      'policy_vs_tracker', 'critic_support'}
   for probe, keys in EXPECTED.items():
     parts = written[probe]
     if probe in PER_POLICY:
@@ -279,7 +292,7 @@ def test_critic_fitted_to_the_one_step_reward_learns_it():
   def correlation():
     q = [critic(tf.nest.map_structure(lambda x: x[i], observations),
                 actions[i]) for i in range(100)]
-    return diagnostics._spearman(np.asarray(q), rewards[:100])  # pylint: disable=protected-access
+    return diagnostics.spearman(np.asarray(q), rewards[:100])
 
   before = correlation()
   fit = diagnostics.fit_critic_to_one_step_reward(
