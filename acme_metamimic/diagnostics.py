@@ -594,9 +594,25 @@ def fit_policy_by_inverse_dynamics(networks, transitions, steps: int,
   observations, actions, next_observations, _ = transitions
   hindsight = {imitation.OBSERVATION: observations[imitation.OBSERVATION],
                imitation.GOAL: next_observations}
+  first, last = regress_policy(
+      networks, networks.policy_network.trainable_variables, hindsight,
+      actions, steps, learning_rate, batch_size, seed)
+  return dict(steps=steps, transitions=len(actions),
+              mean_episode_length=transitions[3], first_loss=first,
+              last_loss=last)
+
+
+def regress_policy(networks, variables, observations, actions, steps: int,
+                   learning_rate: float, batch_size: int,
+                   seed: int) -> Tuple[float, float]:
+  """Fits `variables` so that policy(observation network(o)) predicts a.
+
+  Squared error summed over action dimensions, averaged over minibatches of
+  `batch_size`, Adam at `learning_rate`, `steps` steps. Returns the mean
+  loss of the first and of the last hundred steps.
+  """
   rng = np.random.default_rng(seed)
   optimizer = snt.optimizers.Adam(learning_rate)
-  variables = networks.policy_network.trainable_variables
 
   @tf.function
   def step(observation, action):
@@ -607,11 +623,8 @@ def fit_policy_by_inverse_dynamics(networks, transitions, steps: int,
     optimizer.apply(tape.gradient(loss, variables), variables)
     return loss
 
-  first, last = minibatch_losses(step, (hindsight, actions), len(actions),
-                                  steps, batch_size, rng)
-  return dict(steps=steps, transitions=len(actions),
-              mean_episode_length=transitions[3], first_loss=first,
-              last_loss=last)
+  return minibatch_losses(step, (observations, actions), len(actions), steps,
+                          batch_size, rng)
 
 
 def minibatch_losses(step, inputs, size: int, steps: int, batch_size: int,

@@ -49,7 +49,6 @@ from acme_metamimic.demonstrations import dataset
 from acme_metamimic.environments import imitation
 from acme_metamimic.environments import jaco_stack
 import numpy as np
-import sonnet as snt
 import tensorflow as tf
 
 Policy = evaluation.Policy
@@ -229,22 +228,10 @@ def fit_task_policy_to_imitation(networks, observations, actions,
   Squared error summed over action dimensions, Adam; returns the first and
   last hundred steps' mean loss.
   """
-  rng = np.random.default_rng(seed)
-  optimizer = snt.optimizers.Adam(learning_rate)
-  variables = (networks.observation_network.trainable_variables +
-               networks.policy_network.trainable_variables)
-
-  @tf.function
-  def step(observation, action):
-    with tf.GradientTape() as tape:
-      predicted = networks.policy_network(
-          networks.observation_network(observation))
-      loss = tf.reduce_mean(tf.reduce_sum(tf.square(predicted - action), -1))
-    optimizer.apply(tape.gradient(loss, variables), variables)
-    return loss
-
-  first, last = diagnostics.minibatch_losses(
-      step, (observations, actions), len(actions), steps, batch_size, rng)
+  first, last = diagnostics.regress_policy(
+      networks, networks.observation_network.trainable_variables +
+      networks.policy_network.trainable_variables, observations, actions,
+      steps, learning_rate, batch_size, seed)
   return dict(steps=float(steps), transitions=float(len(actions)),
               first_loss=first, last_loss=last)
 
