@@ -344,7 +344,7 @@ def critic_ranking(scores: Sequence[CandidateScores]) -> Dict[str, float]:
       q_vs_reward=_nanmean([spearman(s.q, s.rewards) for s in scores]),
       q_vs_return=_nanmean([spearman(s.q, s.returns) for s in scores]),
       reward_vs_return=_nanmean([spearman(s.rewards, s.returns)
-                                 for s in scores]),
+                                for s in scores]),
       num_states=float(len(scores)),
       ranked_states=float(sum(np.ptp(s.q) > 0 for s in scores)))
 
@@ -628,7 +628,7 @@ def regress_policy(networks, variables, observations, actions, steps: int,
 
 
 def minibatch_losses(step, inputs, size: int, steps: int, batch_size: int,
-                      rng: np.random.Generator) -> Tuple[float, float]:
+                     rng: np.random.Generator) -> Tuple[float, float]:
   """`steps` calls of `step` on random batches of `inputs`' `size` rows.
 
   Returns the mean loss of the first and of the last hundred steps.
@@ -729,7 +729,8 @@ def diagnose(workdir: Optional[str], preset: str,
 
   Returns:
     {'settings', 'source', 'critic_ranking', 'policy_vs_tracker',
-    'critic_support', 'gradient_cosine', 'goal_sensitivity': {'policy', 'tracker'},
+    'critic_support', 'gradient_cosine',
+    'goal_sensitivity': {'policy', 'tracker'},
     'exploration': {'policy', 'tracker'}, 'seconds'}, floats throughout.
   """
   start = time.time()
@@ -763,12 +764,12 @@ def diagnose(workdir: Optional[str], preset: str,
         environment, train_demos or demos, seed=seed, curriculum=False,
         early_termination='none')
     transitions = timed(seconds, 'collect_transitions',
-                         collect_one_step_transitions, fit_environment,
-                         train_demos or demos, tracker, reward,
-                         fit_transitions, np.random.default_rng(seed + 1))
+                        collect_one_step_transitions, fit_environment,
+                        train_demos or demos, tracker, reward,
+                        fit_transitions, np.random.default_rng(seed + 1))
     fit = timed(seconds, 'fit_critic', fit_critic_to_one_step_reward,
-                 networks, transitions, fit_critic_steps, fit_learning_rate,
-                 64, seed)
+                networks, transitions, fit_critic_steps, fit_learning_rate,
+                64, seed)
     source = dict(source, fitted_to_one_step_reward=fit)
   imitation_of_demos = None
   if fit_inverse_dynamics_steps:
@@ -779,22 +780,22 @@ def diagnose(workdir: Optional[str], preset: str,
         policy, np.asarray(config.exploration_sigma()), fit_transitions,
         np.random.default_rng(seed + 2))
     fit = timed(seconds, 'fit_inverse_dynamics',
-                 fit_policy_by_inverse_dynamics, networks, transitions,
-                 fit_inverse_dynamics_steps, fit_learning_rate, 64, seed)
+                fit_policy_by_inverse_dynamics, networks, transitions,
+                fit_inverse_dynamics_steps, fit_learning_rate, 64, seed)
     source = dict(source, fitted_by_inverse_dynamics=fit)
     metrics, _ = timed(seconds, 'evaluate_imitation',
-                        evaluation.evaluate_imitation, environment, policy,
-                        builder, demos)
+                       evaluation.evaluate_imitation, environment, policy,
+                       builder, demos)
     imitation_of_demos = {key: float(value) for key, value in metrics.items()
                           if np.isscalar(value)}
   states = sample_demo_states(demos, num_states, horizon, rng)
   scores = timed(seconds, 'critic_ranking', score_candidates,
-                  probe_environment, states, critic, policy, tracker, reward,
-                  num_candidates, horizon,
-                  config.imitation_learner_discount(), rng)
+                 probe_environment, states, critic, policy, tracker, reward,
+                 num_candidates, horizon,
+                 config.imitation_learner_discount(), rng)
   cosine = timed(seconds, 'gradient_cosine', gradient_cosine,
-                  probe_environment, states, critic_gradient, policy, reward,
-                  epsilon)
+                 probe_environment, states, critic_gradient, policy, reward,
+                 epsilon)
   observations = [probe_environment.reset_to_demo(*s).observation
                   for s in states]
   sensitivity = timed(seconds, 'goal_sensitivity', lambda: {

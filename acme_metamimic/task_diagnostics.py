@@ -30,9 +30,10 @@ holds, minus the exploration noise.
   minutes: the counterpart of issue 32's fit probes. It is a probe, never a
   training path.
 
-Apart from that fit, no probe trains anything; "true" returns come from the simulator's task
-reward, never from the networks. `diagnose_task` runs both and returns one
-JSON-able dict; `launch/diagnose.py --learner=task` is its command line.
+Apart from that fit, no probe trains anything; "true" returns come from the
+simulator's task reward, never from the networks. `diagnose_task` runs them
+and returns one JSON-able dict; `launch/diagnose.py --learner=task` is its
+command line.
 """
 
 import dataclasses

@@ -112,7 +112,8 @@ _FIT_TASK_CONFIG = flags.DEFINE_multi_string(
     'fit_task_config', [], '--learner=task: field=value overrides of the '
     'fitted task networks\' config only (repeatable).')
 _OUTPUT = flags.DEFINE_string(
-    'output', None, 'JSON file (default: <workdir>/diagnostics.json).')
+    'output', None, 'JSON file (default: <workdir>/diagnostics.json, with '
+    '--learner=task <workdir>/task_diagnostics.json).')
 
 
 def table(result) -> str:
