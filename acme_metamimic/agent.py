@@ -108,7 +108,8 @@ class MetaMimic(acme_agent.Agent):
         builder.make_dataset_iterator(self.replay_client),
         counter=counting.Counter(counter, 'task_learner'),
         logger=logger_factory('task_learner'),
-        checkpoint=checkpoint)
+        checkpoint=checkpoint,
+        behaviour_cloning_weight=config.task_behaviour_cloning_weight)
 
     imitation_actor = builder.make_actor(
         networks_lib.make_behavior_policy(imitation_networks, imitation_spec,

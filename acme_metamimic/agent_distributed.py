@@ -255,6 +255,10 @@ class DistributedMetaMimic:
     if baseline.demo_transitions and demo_transitions_factory is None:
       raise ValueError(f'Baseline {baseline.name!r} inserts demo transitions: '
                        'give demo_transitions_factory.')
+    if baseline.demo_transitions and config.task_behaviour_cloning_weight:
+      raise ValueError(
+          f'Baseline {baseline.name!r} samples demo actions: '
+          'task_behaviour_cloning_weight would clone them; set it to 0.')
     self._baseline = baseline
     self._demo_transitions_factory = demo_transitions_factory
     self._environment_factory = environment_factory
@@ -381,7 +385,10 @@ class DistributedMetaMimic:
         discount=(self._config.imitation_learner_discount()
                   if goal_conditioned else self._config.discount),
         inverse_dynamics_weight=(self._config.inverse_dynamics_weight
-                                 if goal_conditioned else 0.))
+                                 if goal_conditioned else 0.),
+        behaviour_cloning_weight=(
+            0. if goal_conditioned
+            else self._config.task_behaviour_cloning_weight))
     return learning.LearnerCheckpointingRunner(
         learner, key='learner', subdirectory=label,
         directory=self._workdir, add_uid=False,

@@ -323,7 +323,8 @@ class MetaMimicBuilder(d4pg_agent.D4PGBuilder):
       priority_table: Optional[str] = None,
       replay_client: Optional[reverb.Client] = None,
       discount: Optional[float] = None,
-      inverse_dynamics_weight: float = 0.):
+      inverse_dynamics_weight: float = 0.,
+      behaviour_cloning_weight: float = 0.):
     """Acme's D4PG learner (compiled, fused priorities), own Adam optimizers.
 
     Args:
@@ -341,6 +342,9 @@ class MetaMimicBuilder(d4pg_agent.D4PGBuilder):
         loss (the imitation learner's is `config.inverse_dynamics_weight`;
         its dataset must carry hindsight goals, as `make_imitation_adder`
         writes them when that weight is positive).
+      behaviour_cloning_weight: the weight of the regression of the policy
+        on its batches' actions (the task learner's is
+        `config.task_behaviour_cloning_weight`).
     """
     config = self._config
     online, target = networks
@@ -365,6 +369,7 @@ class MetaMimicBuilder(d4pg_agent.D4PGBuilder):
         discount=config.discount if discount is None else discount,
         target_update_period=config.target_update_period,
         inverse_dynamics_weight=inverse_dynamics_weight,
+        behaviour_cloning_weight=behaviour_cloning_weight,
         dataset_iterator=dataset,
         counter=counter,
         logger=logger,

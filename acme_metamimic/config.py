@@ -102,6 +102,16 @@ class MetaMimicConfig(d4pg_agent.D4PGConfig):
   num_task_actors: int = 256
   task_sampler: str = 'uniform'
   task_remover: str = 'fifo'
+  # Not in the paper: the task learner adds this weight times |pi(o_t) -
+  # a_t|^2 (summed over action dimensions) over its batch's own actions to
+  # its DPG loss (TD3+BC; `learning.D4PGLearner`). The task table's actions
+  # are the imitation actors' (the learned imitation policy plus noise) and
+  # the task actors', never a demonstrator's; refused with the D4PGfD
+  # baseline, whose batches carry demo actions. Why (issue 33): the task
+  # critic prefers the task policy's own action to the imitation action that
+  # earned the task reward at 97-98 % of rewarding states, so the DPG update
+  # alone holds the task policy where it is. 0: the paper's D4PG loss alone.
+  task_behaviour_cloning_weight: float = 0.
 
   # Not in the paper's table: engineering choices, documented where used.
   image_distance_scale: float = 1.
@@ -201,6 +211,9 @@ class MetaMimicConfig(d4pg_agent.D4PGConfig):
     if self.inverse_dynamics_weight < 0.:
       raise ValueError('MetaMimicConfig.inverse_dynamics_weight must be >= 0, '
                        f'got {self.inverse_dynamics_weight}.')
+    if self.task_behaviour_cloning_weight < 0.:
+      raise ValueError('MetaMimicConfig.task_behaviour_cloning_weight must be '
+                       f'>= 0, got {self.task_behaviour_cloning_weight}.')
     if self.goal_delta_skip and self.goal_delta_scale is None:
       raise ValueError('MetaMimicConfig.goal_delta_skip needs '
                        'goal_delta_scale (the scale of the skipped delta).')

@@ -26,6 +26,12 @@ on a CPU-bound machine:
   a goal from the agent's own transitions (hindsight inverse dynamics). Its
   gradient reaches the policy head only, as the DPG loss's does; the
   observation network stays the critic's.
+- With `behaviour_cloning_weight` w > 0 (the task learner,
+  `MetaMimicConfig.task_behaviour_cloning_weight`), the policy loss is Acme's
+  DPG loss plus w * |pi(o_t) - a_t|^2 over the batch's own actions (TD3+BC,
+  Fujimoto & Gu, 2021): in MetaMimic's task table those are the imitation
+  actors' and the task actors' actions, never a demonstrator's. Its gradient
+  also reaches the policy head only.
 
 The learner's checkpoint holds its counter as a
 `counter_checkpoint.CounterCheckpoint` (JSON in a string variable), not as
@@ -143,6 +149,7 @@ class D4PGLearner(d4pg_learning.D4PGLearner, tf2_savers.TFSaveable):
                steps_per_call: int = 1,
                jit_compile: bool = True,
                inverse_dynamics_weight: float = 0.,
+               behaviour_cloning_weight: float = 0.,
                **kwargs):
     """Creates the learner; `args` and `kwargs` are Acme's `D4PGLearner`'s.
 
@@ -158,6 +165,8 @@ class D4PGLearner(d4pg_learning.D4PGLearner, tf2_savers.TFSaveable):
       inverse_dynamics_weight: weight of the hindsight inverse-dynamics loss
         (module docstring); its batches must carry
         extras['hindsight_goal'] (`adders.ImitationRewardAdder`).
+      behaviour_cloning_weight: weight of the regression of the policy on
+        the batch's actions (module docstring).
       **kwargs: see `acme.agents.tf.d4pg.learning.D4PGLearner`.
     """
     super().__init__(*args, **kwargs)
@@ -171,7 +180,11 @@ class D4PGLearner(d4pg_learning.D4PGLearner, tf2_savers.TFSaveable):
     if inverse_dynamics_weight < 0.:
       raise ValueError('inverse_dynamics_weight must be >= 0, got '
                        f'{inverse_dynamics_weight}.')
+    if behaviour_cloning_weight < 0.:
+      raise ValueError('behaviour_cloning_weight must be >= 0, got '
+                       f'{behaviour_cloning_weight}.')
     self._inverse_dynamics_weight = inverse_dynamics_weight
+    self._behaviour_cloning_weight = behaviour_cloning_weight
     self._priority_table = priority_table
     self._priority_client = (reverb.TFClient(server_address)
                              if priority_table is not None else None)
@@ -223,6 +236,12 @@ class D4PGLearner(d4pg_learning.D4PGLearner, tf2_savers.TFSaveable):
         losses_out['inverse_dynamics_loss'] = inverse_dynamics_loss
         policy_loss = (policy_loss +
                        self._inverse_dynamics_weight * inverse_dynamics_loss)
+      if self._behaviour_cloning_weight:
+        behaviour_cloning_loss = _squared_error(
+            self._policy_network(o_tm1), transitions.action)
+        losses_out['behaviour_cloning_loss'] = behaviour_cloning_loss
+        policy_loss = (policy_loss +
+                       self._behaviour_cloning_weight * behaviour_cloning_loss)
 
     policy_variables = self._policy_network.trainable_variables
     critic_variables = (self._observation_network.trainable_variables +
@@ -253,9 +272,7 @@ class D4PGLearner(d4pg_learning.D4PGLearner, tf2_savers.TFSaveable):
         imitation.OBSERVATION: transitions.observation[imitation.OBSERVATION],
         imitation.GOAL: transitions.extras[adders.HINDSIGHT_GOAL]}
     predicted = self._policy_network(self._observation_network(hindsight))
-    action = tf.cast(transitions.action, predicted.dtype)
-    return tf.reduce_mean(
-        tf.reduce_sum(tf.square(predicted - action), axis=-1))
+    return _squared_error(predicted, transitions.action)
 
   def _write_priorities(self, keys: tf.Tensor, td_errors: tf.Tensor):
     priorities = tf.cast(td_errors + self._priority_epsilon, tf.float64)
@@ -309,6 +326,12 @@ class D4PGLearner(d4pg_learning.D4PGLearner, tf2_savers.TFSaveable):
         'critic_optimizer': self._critic_optimizer,
         'num_steps': self._num_steps,
     }
+
+
+def _squared_error(predicted: tf.Tensor, action: tf.Tensor) -> tf.Tensor:
+  """|predicted - action|^2 summed over action dimensions, batch mean."""
+  action = tf.cast(action, predicted.dtype)
+  return tf.reduce_mean(tf.reduce_sum(tf.square(predicted - action), axis=-1))
 
 
 class LearnerCheckpointingRunner(tf2_savers.CheckpointingRunner):

@@ -664,6 +664,63 @@ def test_inverse_dynamics_loss_regresses_the_policy_on_its_own_next_frames():
   server.stop()
 
 
+def test_behaviour_cloning_loss_regresses_the_policy_on_the_batch_actions():
+  """`behaviour_cloning_weight` (the task learner's TD3+BC term), one step.
+
+  With w = 2 against w = 0 on the same batch and weights, the critic and
+  observation networks take the same step, the logged DPG loss is the same,
+  and the policy's gradient (Adam's first moment, 0.1 g) differs by exactly w
+  times the gradient of |pi(o_t) - a_t|^2 (summed over action dimensions,
+  averaged over the batch), worked out here. The learner is the same class
+  for both learners; this batch is the imitation table's, whose items hold
+  the same actions as the task table's.
+  """
+  weight = 2.
+  config = _small_config(batch_size=16, target_update_period=100)
+  builder, spec, server, client = _replay_with_one_episode(config)
+  batch = next(builder.make_imitation_dataset_iterator(client))
+  data = batch.data
+  steps = {}
+  for w in (weight, 0.):
+    learner, online, _ = _learner_on_batch(
+        learning.D4PGLearner, builder, spec, batch, jit_compile=False,
+        clipping=False, behaviour_cloning_weight=w)
+    if w:
+      variables = online.policy_network.trainable_variables
+      with tf.GradientTape() as tape:
+        predicted = online.policy_network(online.observation_network(
+            data.observation))
+        expected_loss = tf.reduce_mean(tf.reduce_sum(
+            tf.square(predicted - data.action), axis=-1))
+      expected_gradients = tape.gradient(expected_loss, variables)
+    losses, _ = learner._sgd_step(data)
+    steps[w] = (losses, _gradients_and_weights(learner))
+  (losses, arrays), (losses_0, arrays_0) = steps[weight], steps[0.]
+  assert 'behaviour_cloning_loss' not in losses_0
+  assert expected_loss.numpy() > 0.1
+  np.testing.assert_allclose(losses['behaviour_cloning_loss'].numpy(),
+                             expected_loss.numpy(), rtol=1e-6)
+  for key in ('policy_loss', 'critic_loss'):
+    np.testing.assert_allclose(losses[key].numpy(), losses_0[key].numpy(),
+                               rtol=1e-6, err_msg=key)
+  for key, value in arrays_0.items():
+    if not key.startswith('policy'):
+      np.testing.assert_allclose(arrays[key], value, rtol=1e-6, atol=1e-7,
+                                 err_msg=key)
+  policy_moments = [key for key in arrays if key.startswith(
+      'policy_optimizer/m/')]
+  assert len(policy_moments) == len(expected_gradients)
+  for i, gradient in enumerate(expected_gradients):
+    key = f'policy_optimizer/m/{i}'
+    np.testing.assert_allclose(arrays[key] - arrays_0[key],
+                               0.1 * weight * gradient.numpy(), rtol=1e-4,
+                               atol=1e-7, err_msg=key)
+  server.stop()
+  with pytest.raises(ValueError, match='behaviour_cloning_weight'):
+    _learner_on_batch(learning.D4PGLearner, builder, spec, batch,
+                      behaviour_cloning_weight=-1.)
+
+
 def test_steps_with_target_copies_match_acmes_learner():
   """Six steps on six batches with target copies every 3rd (steps 0 and 3).
 
