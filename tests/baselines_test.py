@@ -179,6 +179,22 @@ def test_config_must_have_the_baseline_applied(jaco_demos, tmp_path):
         baseline=baselines.get('d4pg'))
 
 
+def test_d4pgfd_refuses_to_clone_its_demo_actions(jaco_demos, tmp_path):
+  # task_behaviour_cloning_weight regresses the task policy on its batches'
+  # actions; D4PGfD's batches hold demo actions, which no learned policy of
+  # this project may copy.
+  baseline = baselines.get('d4pgfd')
+  with pytest.raises(ValueError, match='task_behaviour_cloning_weight'):
+    agent_distributed.DistributedMetaMimic(
+        environment_factory=environments.make_environment,
+        network_factory=lambda spec, goal_conditioned: None,
+        demonstrations_factory=lambda split: jaco_demos,
+        config=baseline.apply(config_lib.features_config(
+            task_behaviour_cloning_weight=1.)),
+        workdir=str(tmp_path), baseline=baseline,
+        demo_transitions_factory=lambda: jaco_demos)
+
+
 def test_curriculum_task_actors_start_from_demo_states(jaco_demos, tmp_path):
   demo = jaco_demos[0]
   plain = _program_definition('d4pg', jaco_demos, tmp_path).task_environment(0)

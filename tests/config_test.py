@@ -37,6 +37,13 @@ def test_negative_inverse_dynamics_weight_is_refused():
     config_lib.features_config(inverse_dynamics_weight=-1.)
 
 
+def test_negative_task_behaviour_cloning_weight_is_refused():
+  assert config_lib.features_config().task_behaviour_cloning_weight == 0.
+  with pytest.raises(ValueError,
+                     match='MetaMimicConfig.task_behaviour_cloning_weight'):
+    config_lib.features_config(task_behaviour_cloning_weight=-1.)
+
+
 def test_seed_draws_learning_rates_loguniform_in_range():
   rates = set()
   for seed in range(20):

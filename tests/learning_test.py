@@ -587,6 +587,37 @@ def test_compiled_step_with_fused_priorities_matches_acmes_step():
   server.stop()
 
 
+def _assert_policy_loss_term(steps, weight, loss_key, expected_loss,
+                             expected_gradients):
+  """A policy-loss term of weight w against w = 0, one step on one batch.
+
+  `steps` maps w and 0 to (losses, `_gradients_and_weights`) after the
+  step. The term is logged as `loss_key` and equals `expected_loss`; the DPG
+  and critic losses and every non-policy variable are those of w = 0; the
+  policy's Adam first moment (0.1 g) differs by exactly 0.1 w times
+  `expected_gradients`.
+  """
+  (losses, arrays), (losses_0, arrays_0) = steps[weight], steps[0.]
+  assert loss_key not in losses_0
+  np.testing.assert_allclose(losses[loss_key].numpy(),
+                             expected_loss.numpy(), rtol=1e-6)
+  for key in ('policy_loss', 'critic_loss'):
+    np.testing.assert_allclose(losses[key].numpy(), losses_0[key].numpy(),
+                               rtol=1e-6, err_msg=key)
+  for key, value in arrays_0.items():
+    if not key.startswith('policy'):
+      np.testing.assert_allclose(arrays[key], value, rtol=1e-6, atol=1e-7,
+                                 err_msg=key)
+  policy_moments = [key for key in arrays if key.startswith(
+      'policy_optimizer/m/')]
+  assert len(policy_moments) == len(expected_gradients)
+  for i, gradient in enumerate(expected_gradients):
+    key = f'policy_optimizer/m/{i}'
+    np.testing.assert_allclose(arrays[key] - arrays_0[key],
+                               0.1 * weight * gradient.numpy(), rtol=1e-4,
+                               atol=1e-7, err_msg=key)
+
+
 def test_inverse_dynamics_loss_regresses_the_policy_on_its_own_next_frames():
   """Hindsight inverse dynamics (`inverse_dynamics_weight`), end to end.
 
@@ -632,25 +663,8 @@ def test_inverse_dynamics_loss_regresses_the_policy_on_its_own_next_frames():
       expected_gradients = tape.gradient(expected_loss, variables)
     losses, _ = learner._sgd_step(data)
     steps[w] = (losses, _gradients_and_weights(learner))
-  (losses, arrays), (losses_0, arrays_0) = steps[weight], steps[0.]
-  assert 'inverse_dynamics_loss' not in losses_0
-  np.testing.assert_allclose(losses['inverse_dynamics_loss'].numpy(),
-                             expected_loss.numpy(), rtol=1e-6)
-  for key in ('policy_loss', 'critic_loss'):
-    np.testing.assert_allclose(losses[key].numpy(), losses_0[key].numpy(),
-                               rtol=1e-6, err_msg=key)
-  for key, value in arrays_0.items():
-    if not key.startswith('policy'):
-      np.testing.assert_allclose(arrays[key], value, rtol=1e-6, atol=1e-7,
-                                 err_msg=key)
-  policy_moments = [key for key in arrays if key.startswith(
-      'policy_optimizer/m/')]
-  assert len(policy_moments) == len(expected_gradients)
-  for i, gradient in enumerate(expected_gradients):
-    key = f'policy_optimizer/m/{i}'
-    np.testing.assert_allclose(arrays[key] - arrays_0[key],
-                               0.1 * weight * gradient.numpy(), rtol=1e-4,
-                               atol=1e-7, err_msg=key)
+  _assert_policy_loss_term(steps, weight, 'inverse_dynamics_loss',
+                           expected_loss, expected_gradients)
   server.stop()
 
   plain = _small_config(batch_size=16)
@@ -695,26 +709,9 @@ def test_behaviour_cloning_loss_regresses_the_policy_on_the_batch_actions():
       expected_gradients = tape.gradient(expected_loss, variables)
     losses, _ = learner._sgd_step(data)
     steps[w] = (losses, _gradients_and_weights(learner))
-  (losses, arrays), (losses_0, arrays_0) = steps[weight], steps[0.]
-  assert 'behaviour_cloning_loss' not in losses_0
   assert expected_loss.numpy() > 0.1
-  np.testing.assert_allclose(losses['behaviour_cloning_loss'].numpy(),
-                             expected_loss.numpy(), rtol=1e-6)
-  for key in ('policy_loss', 'critic_loss'):
-    np.testing.assert_allclose(losses[key].numpy(), losses_0[key].numpy(),
-                               rtol=1e-6, err_msg=key)
-  for key, value in arrays_0.items():
-    if not key.startswith('policy'):
-      np.testing.assert_allclose(arrays[key], value, rtol=1e-6, atol=1e-7,
-                                 err_msg=key)
-  policy_moments = [key for key in arrays if key.startswith(
-      'policy_optimizer/m/')]
-  assert len(policy_moments) == len(expected_gradients)
-  for i, gradient in enumerate(expected_gradients):
-    key = f'policy_optimizer/m/{i}'
-    np.testing.assert_allclose(arrays[key] - arrays_0[key],
-                               0.1 * weight * gradient.numpy(), rtol=1e-4,
-                               atol=1e-7, err_msg=key)
+  _assert_policy_loss_term(steps, weight, 'behaviour_cloning_loss',
+                           expected_loss, expected_gradients)
   server.stop()
   with pytest.raises(ValueError, match='behaviour_cloning_weight'):
     _learner_on_batch(learning.D4PGLearner, builder, spec, batch,

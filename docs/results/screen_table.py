@@ -87,7 +87,8 @@ def task_table(screen):
   rows = ['| arm | seed | imitation, held-out: task reward % of demos\' / '
           'stacked (demos) | imitation, training: demos, task reward % / '
           'stacked (demos) | task policy, held-out starts: return / reach / '
-          'lift / stack |', '|---|---|---|---|---|']
+          'lift / stack | task policy, training starts: return / reach / '
+          'lift / stack |', '|---|---|---|---|---|---|']
   for arm, spec in arms.items():
     for run in spec['runs']:
       path = os.path.join(screen, run)
@@ -103,10 +104,11 @@ def task_table(screen):
         count = f"{m['num_episodes']:.0f}, " if split == 'train' else ''
         cells.append(f"{count}{m['task_return_pct_of_demo']:.1f} / "
                      f"{m['success_rate']:.1f} ({m['demo_success_rate']:.1f})")
-      m = metrics.get('task_policy_validation')
-      cells.append('-' if not m else (
-          f"{m['task_return']:.2f} / {m['reach_rate']:.1f} / "
-          f"{m['lift_rate']:.1f} / {m['success_rate']:.1f}"))
+      for split in ('validation', 'train'):
+        m = metrics.get(f'task_policy_{split}')
+        cells.append('-' if not m else (
+            f"{m['task_return']:.2f} / {m['reach_rate']:.1f} / "
+            f"{m['lift_rate']:.1f} / {m['success_rate']:.1f}"))
       rows.append(f"| {arm} | {seed} | " + ' | '.join(cells) + ' |')
   return '\n'.join(rows)
 
