@@ -1,0 +1,36 @@
+"""The task evaluator's curve of a stored run, in sixths of its wall time.
+
+Not project code: kept beside the runs it reads. Each argument is a stored
+run directory; its logs/evaluator_task/logs.csv holds one row per task
+evaluator episode (greedy task policy from a training demo's start state).
+Prints one markdown row per run: the mean episode return in each sixth of
+the rows, the share of the last half's episodes with any task reward, and
+the largest return.
+
+    python3 docs/results/task_levers_60min/evaluator_curve.py \
+        docs/results/imitation_levers_60min/armS_seed1 \
+        docs/results/task_levers_60min/arm*_seed1
+"""
+import csv
+import os
+import sys
+
+SIXTHS = 6
+
+print('| run | episodes | mean return per sixth of the run | last half: '
+      'episodes rewarded | max return |')
+print('|---|---|---|---|---|')
+for run in sys.argv[1:]:
+  path = os.path.join(run, 'logs', 'evaluator_task', 'logs.csv')
+  with open(path) as f:
+    returns = [float(r['episode_return']) for r in csv.DictReader(f)
+               if r['episode_return'] != 'episode_return']
+  if len(returns) < SIXTHS:
+    raise SystemExit(f'{path}: {len(returns)} episodes, fewer than {SIXTHS}')
+  bounds = [round(i * len(returns) / SIXTHS) for i in range(SIXTHS + 1)]
+  means = [sum(returns[a:b]) / (b - a) for a, b in zip(bounds, bounds[1:])]
+  last_half = returns[len(returns) // 2:]
+  rewarded = sum(r > 0 for r in last_half) / len(last_half)
+  print(f'| {run} | {len(returns)} | '
+        f'{" / ".join(f"{m:.1f}" for m in means)} | {rewarded:.0%} | '
+        f'{max(returns):.1f} |')
