@@ -1,11 +1,12 @@
-"""The task evaluator's curve of a stored run, in sixths of its wall time.
+"""The task evaluator's curve of a stored run, in sixths of its episodes.
 
 Not project code: kept beside the runs it reads. Each argument is a stored
 run directory; its logs/evaluator_task/logs.csv holds one row per task
 evaluator episode (greedy task policy from a training demo's start state).
 Prints one markdown row per run: the mean episode return in each sixth of
-the rows, the share of the last half's episodes with any task reward, and
-the largest return.
+the rows (one episode about every 30 s, so each sixth is about a sixth of
+the wall time), the share of the last half's episodes with any task
+reward, and the largest return.
 
     python3 docs/results/task_levers_60min/evaluator_curve.py \
         docs/results/imitation_levers_60min/armS_seed1 \
