@@ -19,6 +19,11 @@ of them is a separate agent here: each is a `Baseline`, i.e.
 `launch/run_local.py --baseline=NAME` runs any of them: it applies the
 overrides and passes the `Baseline` to `DistributedMetaMimic`, which leaves out
 the imitation nodes, wraps task-actor environments and inserts the demos.
+
+The D4PG baselines are the paper's D4PG learner: their overrides set
+`task_behaviour_cloning_weight` back to 0 (the features preset's task learner
+regresses toward its batch's actions, which for D4PGfD are the demonstrators'),
+whatever the preset or `--config` gave.
 """
 
 import dataclasses
@@ -51,6 +56,10 @@ class Baseline:
     return dataclasses.replace(config, **dict(self.config_overrides))
 
 
+# What every D4PG baseline changes: no imitation actors, and the paper's
+# task learner (no behaviour-cloning term).
+_D4PG_OVERRIDES = dict(num_imitation_actors=0, task_behaviour_cloning_weight=0.)
+
 BASELINES = {
     b.name: b for b in (
         Baseline('metamimic', 'MetaMimic: imitation + task actors, shared '
@@ -60,16 +69,16 @@ BASELINES = {
                  "demo's first curriculum_max_step).",
                  config_overrides=dict(demo_curriculum=True)),
         Baseline('d4pg', 'D4PG: task actors and task learner only, no demos.',
-                 config_overrides=dict(num_imitation_actors=0),
+                 config_overrides=_D4PG_OVERRIDES,
                  imitation=False),
         Baseline('d4pgfd', 'D4PGfD: D4PG whose task learner also samples '
                  'the training demos as N-step transitions (demo actions and '
                  'task rewards), kept in a demo table for the whole run.',
-                 config_overrides=dict(num_imitation_actors=0),
+                 config_overrides=_D4PG_OVERRIDES,
                  imitation=False, demo_transitions=True),
         Baseline('d4pg_curriculum', 'D4PG whose task actors start from '
                  'demonstration states (curriculum_start_state).',
-                 config_overrides=dict(num_imitation_actors=0),
+                 config_overrides=_D4PG_OVERRIDES,
                  imitation=False, task_curriculum=True),
     )
 }

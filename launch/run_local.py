@@ -189,6 +189,11 @@ def check_flags():
   if _IMITATION_POLICY.value != 'learned' and not baseline.imitation:
     raise app.UsageError(f'--imitation_policy: --baseline={baseline.name} '
                          'has no imitation actors.')
+  for name, value in config_overrides().items():
+    if baseline.config_overrides.get(name, value) != value:
+      raise app.UsageError(
+          f'--config={name}={value!r}: --baseline={baseline.name} sets it to '
+          f'{baseline.config_overrides[name]!r}.')
   if _MAX_LEARNER_STEPS.value is None and not _MAX_SECONDS.value:
     raise app.UsageError('Give --max_learner_steps or --max_seconds.')
   for flag in (_DEMOS, _VALIDATION_DEMOS):

@@ -1,5 +1,9 @@
 """Baselines as configurations; D4PGfD's demo table and its batches."""
 
+import os
+import subprocess
+import sys
+
 import dm_env
 import numpy as np
 import pytest
@@ -16,6 +20,8 @@ from acme_metamimic.demonstrations import dataset
 from acme_metamimic.demonstrations import scripted
 from dm_env import specs as dm_specs
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
 
 def test_baselines_are_config_overrides():
   config = config_lib.features_config()
@@ -26,6 +32,29 @@ def test_baselines_are_config_overrides():
   assert baselines.get('metamimic').apply(config) == config
   with pytest.raises(ValueError):
     baselines.get('bc')
+
+
+@pytest.mark.parametrize('name', ['d4pg', 'd4pgfd', 'd4pg_curriculum'])
+def test_d4pg_baselines_have_the_papers_task_learner(name):
+  # The features preset's task learner clones its batch's actions; the D4PG
+  # baselines keep the paper's loss (D4PGfD's batches hold demo actions).
+  config = config_lib.features_config(task_behaviour_cloning_weight=10.)
+  assert baselines.get(name).apply(config).task_behaviour_cloning_weight == 0.
+  assert baselines.get('metamimic').apply(
+      config).task_behaviour_cloning_weight == 10.
+
+
+def test_run_local_refuses_a_config_its_baseline_overrides(tmp_path):
+  result = subprocess.run(
+      [sys.executable, os.path.join(ROOT, 'launch', 'run_local.py'),
+       f'--workdir={tmp_path}', '--baseline=d4pgfd',
+       '--num_imitation_actors=0', '--num_task_actors=1',
+       '--config=task_behaviour_cloning_weight=10.'],
+      cwd=ROOT, capture_output=True, text=True, timeout=300)
+  assert result.returncode != 0
+  assert ('--config=task_behaviour_cloning_weight=10.0: --baseline=d4pgfd '
+          'sets it to 0.0.' in result.stderr), result.stderr[-2000:]
+  assert not any(tmp_path.iterdir())
 
 
 def _spec():
@@ -189,8 +218,9 @@ def test_d4pgfd_refuses_to_clone_its_demo_actions(jaco_demos, tmp_path):
         environment_factory=environments.make_environment,
         network_factory=lambda spec, goal_conditioned: None,
         demonstrations_factory=lambda split: jaco_demos,
-        config=baseline.apply(config_lib.features_config(
-            task_behaviour_cloning_weight=1.)),
+        # Not baseline.apply, which sets the weight back to 0.
+        config=config_lib.features_config(num_imitation_actors=0,
+                                          task_behaviour_cloning_weight=1.),
         workdir=str(tmp_path), baseline=baseline,
         demo_transitions_factory=lambda: jaco_demos)
 

@@ -38,7 +38,9 @@ def test_negative_inverse_dynamics_weight_is_refused():
 
 
 def test_negative_task_behaviour_cloning_weight_is_refused():
-  assert config_lib.features_config().task_behaviour_cloning_weight == 0.
+  # On in the features preset (issue 33), the paper's loss alone in its own.
+  assert config_lib.features_config().task_behaviour_cloning_weight == 10.
+  assert config_lib.paper_config().task_behaviour_cloning_weight == 0.
   with pytest.raises(ValueError,
                      match='MetaMimicConfig.task_behaviour_cloning_weight'):
     config_lib.features_config(task_behaviour_cloning_weight=-1.)
