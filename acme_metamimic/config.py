@@ -330,11 +330,12 @@ def features_config(**overrides) -> MetaMimicConfig:
       # The task learner regresses toward its batch's actions (TD3+BC, issue
       # 33, docs/design.md): its critic otherwise prefers the task policy's
       # own action to the imitation action that earned the task reward at
-      # 97-98 % of rewarding states. 60 minutes, seed 1, against the default
-      # without it: task policy return from held-out starts 6.90 against
-      # 0.03, from training starts 11.03 (reaching from 10 of 10, lifting
-      # from 2) against 0.33, with 37 % fewer learner steps (docs/fidelity.md,
-      # "Session 24"); at the main job's 360 s, training-start return 2.9-16.8
+      # 97-98 % of rewarding states. 60 minutes, seeds 0 / 1, against the
+      # default without it: task policy return from held-out starts 9.28 /
+      # 6.90 against 0.20 / 0.03, from training starts 20.20 / 11.03
+      # (lifting from 5 / 2 of 10) against 0.36 / 0.33, with 23-37 % fewer
+      # learner steps (docs/fidelity.md, "Session 24"; D4PG, seed 0: 0.00 /
+      # 0.20); at the main job's 360 s, training-start return 2.9-16.8
       # against 0-0.3 on seeds 0-2 ("Session 20"). 0 gives the paper's task
       # learner back; the D4PG baselines pin it to 0 (`baselines`).
       task_behaviour_cloning_weight=10.,
