@@ -108,6 +108,31 @@ def test_episode_truncates_with_discount_one():
   assert short.step(np.zeros(9, np.float32)).first()
 
 
+def test_diverged_physics_ends_the_episode_instead_of_raising():
+  """A PhysicsError (here a NaN velocity, MuJoCo's mjWARN_BADQVEL) used to
+  propagate out of step() and kill the evaluator that stepped it."""
+  diverging = jaco_stack.make_environment('features', seed=0)
+  diverging.reset()
+  start = diverging.get_state()
+  action = np.full(9, 0.5, np.float32)
+  before = diverging.step(action)
+  diverging.physics.data.qvel[0] = np.nan
+  diverged = diverging.step(np.zeros(9, np.float32))
+  assert diverged.last()
+  assert diverged.discount == 0. and diverged.reward == 0.
+  assert diverged.discount.dtype == np.float32
+  assert _observations_equal(diverged.observation, before.observation)
+  assert diverging.physics_errors == 1
+  restarted = diverging.step(np.zeros(9, np.float32))
+  assert restarted.first()
+  assert np.isfinite(restarted.observation['body']).all()
+  assert diverging.step(np.zeros(9, np.float32)).mid()
+  # Restoring a state after a divergence replays as before it.
+  diverging.reset_to_state(start)
+  assert _observations_equal(diverging.step(action).observation,
+                             before.observation)
+
+
 def test_reward_stages():
   """The scripted demonstrator reaches, lifts and stacks: the reward must pass
   through 0, REWARD_REACH, REWARD_LIFT and REWARD_STACK in that order.

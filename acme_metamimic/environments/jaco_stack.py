@@ -41,7 +41,13 @@ Task reward (sparse, staged, piecewise constant; the highest stage that holds):
           the pinch site.
   * 0.0   otherwise.
 Success means stacked. Episodes are truncated (discount 1) after
-`episode_length` steps.
+`episode_length` steps. A step on which MuJoCo's state diverges (a
+`PhysicsError`, e.g. mjWARN_BADQACC when a violent action drives the hand
+into a brick) ends the episode as composer does with
+`raise_exception_on_physics_error=False` (reward 0, discount 0), with the
+last valid observation, a logged warning and `physics_errors` counted,
+instead of killing the actor or evaluator process that stepped it: one did
+kill a 60-minute run's evaluator half-way (docs/fidelity.md, Session 25).
 
 Exact state: `get_state()` returns `mj_getState` with time, qpos, qvel, act,
 the solver warm start and the controls, followed by the welded base brick's
@@ -57,6 +63,7 @@ from typing import Dict, Optional, Sequence, Union
 os.environ.setdefault('MUJOCO_GL', 'egl')
 
 # pylint: disable=g-import-not-at-top,wrong-import-position
+from absl import logging
 from dm_control import composer
 from dm_control import mujoco as dm_mujoco
 from dm_control.manipulation import bricks
@@ -64,6 +71,7 @@ from dm_control.manipulation.shared import arenas
 from dm_control.manipulation.shared import cameras
 from dm_control.manipulation.shared import observations
 from dm_control.manipulation.shared import robots
+from dm_control.rl import control
 import dm_env
 from dm_env import specs
 import mujoco
@@ -168,6 +176,8 @@ class JacoStack(dm_env.Environment):
     self._camera = None
     self._step_count = 0
     self._reset_next_step = True
+    self._last_observation: Optional[Dict[str, np.ndarray]] = None
+    self._physics_errors = 0
 
   def _index_model(self):
     """Caches model indices used to compute observations and rewards."""
@@ -211,6 +221,11 @@ class JacoStack(dm_env.Environment):
     return self._step_count
 
   @property
+  def physics_errors(self) -> int:
+    """Episodes this environment ended on a diverged physics state."""
+    return self._physics_errors
+
+  @property
   def success(self) -> bool:
     """Whether the free brick is currently stacked on the base brick."""
     return self._stud_to_hole_distance() < STACK_TOLERANCE
@@ -241,14 +256,27 @@ class JacoStack(dm_env.Environment):
   def _restart(self) -> dm_env.TimeStep:
     self._step_count = 0
     self._reset_next_step = False
-    return dm_env.restart(self._observation())
+    self._last_observation = self._observation()
+    return dm_env.restart(self._last_observation)
 
   def step(self, action: np.ndarray) -> dm_env.TimeStep:
     if self._reset_next_step:
       return self.reset()
-    self._env.step(self.rescale_action(action))
+    try:
+      self._env.step(self.rescale_action(action))
+    except control.PhysicsError as error:
+      # MuJoCo has reset `physics.data` to the model's defaults by now, so
+      # the observation is the last valid one; the next step() resets.
+      self._physics_errors += 1
+      self._reset_next_step = True
+      logging.warning('JacoStack: %s at step %d; the episode ends there '
+                      '(%d so far).', error, self._step_count + 1,
+                      self._physics_errors)
+      return dm_env.TimeStep(dm_env.StepType.LAST, np.float32(0.),
+                             np.float32(0.), self._last_observation)
     self._step_count += 1
     observation = self._observation()
+    self._last_observation = observation
     reward = np.float32(self.task_reward())
     if self._step_count >= self._config.episode_length:
       self._reset_next_step = True
