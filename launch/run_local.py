@@ -608,9 +608,14 @@ def wait_for(summary_path: str, poll_seconds: float = 1.) -> List[str]:
   Returns the essential groups (`ESSENTIAL_GROUPS`) whose node ended before
   the summary was written: empty on a normal end, or when every node ended.
   The launcher watches the processes rather than the coordinator watching
-  RPCs: a process that ended is a fact, a slow RPC only a guess.
+  RPCs: a process that ended is a fact, a slow RPC only a guess. An actor or
+  evaluator that ends is logged once, and the run goes on: an evaluator
+  killed by a MuJoCo error went unnoticed for half of a 60-minute run
+  (docs/fidelity.md, Session 25), its last numbers still on the console.
   """
   watched = {}
+  expendable = {}
+  reported = set()
   while not os.path.exists(summary_path):
     time.sleep(poll_seconds)
     nodes = _node_processes()
@@ -619,6 +624,16 @@ def wait_for(summary_path: str, poll_seconds: float = 1.) -> List[str]:
     for group, process in nodes:
       if group in ESSENTIAL_GROUPS:
         watched.setdefault(group, process)
+      elif process.pid not in reported:
+        expendable.setdefault(process.pid, (group, process))
+    for pid, (group, process) in list(expendable.items()):
+      if not _alive(process) and not os.path.exists(summary_path):
+        # A notice (console.MARK), so that the calm console shows it.
+        print(f'{console_lib.MARK} Node {group} (pid {pid}) ended '
+              'unexpectedly; the run goes on without it (its traceback, if '
+              'any, is above and in <workdir>/logs/console.log).', flush=True)
+        del expendable[pid]
+        reported.add(pid)
     dead = sorted(group for group, process in watched.items()
                   if not _alive(process))
     if dead and not os.path.exists(summary_path):

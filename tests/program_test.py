@@ -158,6 +158,10 @@ def test_program_survives_every_kill_and_resumes(tmp_path, demo_dirs):
   # The task table holds imitation *and* task experience.
   assert sizes['task'] > sizes['imitation'] > 0
   assert '=== MetaMimic summary ===' in output
+  # The launcher says so, once, and of that node alone.
+  assert re.search(r'Node imitation_actor\S* \(pid \d+\) ended unexpectedly; '
+                   'the run goes on without it', output), output[-3000:]
+  assert output.count('the run goes on without it') == 1, output[-3000:]
   # The killed actor's CPU time went with it: it has no share.
   assert 'imitation_actor' not in summary['cpu_seconds'], summary['cpu_seconds']
   assert re.search(r'^CPU by node group +\w+ \d+ %', output, re.MULTILINE)
