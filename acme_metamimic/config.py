@@ -336,8 +336,8 @@ def features_config(**overrides) -> MetaMimicConfig:
       # (lifting from 5 / 2 of 10) against 0.36 / 0.33, with 23-37 % fewer
       # learner steps (docs/fidelity.md, "Session 24"; D4PG, seed 0: 0.00 /
       # 0.20); seed 2: 1.23 and 72.38, lifting from 9 of 10 training
-      # starts ("Session 25"); at the main job's 360 s, training-start return 2.9-16.8
-      # against 0-0.3 on seeds 0-2 ("Session 20"). 0 gives the paper's task
+      # starts ("Session 25"); at the main job's 360 s, training-start
+      # return 2.9-16.8 against 0-0.3 on seeds 0-2 ("Session 20"). 0 gives the paper's task
       # learner back; the D4PG baselines pin it to 0 (`baselines`).
       task_behaviour_cloning_weight=10.,
   )

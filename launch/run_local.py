@@ -624,15 +624,15 @@ def wait_for(summary_path: str, poll_seconds: float = 1.) -> List[str]:
     for group, process in nodes:
       if group in ESSENTIAL_GROUPS:
         watched.setdefault(group, process)
-      elif process.pid not in reported:
+      else:
         expendable.setdefault(process.pid, (group, process))
-    for pid, (group, process) in list(expendable.items()):
-      if not _alive(process) and not os.path.exists(summary_path):
+    for pid, (group, process) in expendable.items():
+      if (pid not in reported and not _alive(process) and
+          not os.path.exists(summary_path)):
         # A notice (console.MARK), so that the calm console shows it.
         print(f'{console_lib.MARK} Node {group} (pid {pid}) ended '
               'unexpectedly; the run goes on without it (its traceback, if '
               'any, is above and in <workdir>/logs/console.log).', flush=True)
-        del expendable[pid]
         reported.add(pid)
     dead = sorted(group for group, process in watched.items()
                   if not _alive(process))
