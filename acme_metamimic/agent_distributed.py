@@ -543,7 +543,10 @@ class DistributedMetaMimic:
         self._max_seconds,
         steps_keys=self._steps_keys(),
         baseline=self._baseline.name,
-        imitation_policy=self._imitation_policy)
+        imitation_policy=self._imitation_policy,
+        # A round is one episode of each kind, every evaluation period.
+        stale_log_seconds=max(
+            120., 4 * self._config.evaluation_period_seconds))
 
   def build(self, name: str = 'metamimic') -> lp.Program:
     """Builds the Launchpad program."""
@@ -633,8 +636,10 @@ class Coordinator:
                steps_keys: Sequence[str] = ('imitation_learner_steps',
                                             'task_learner_steps'),
                baseline: str = 'metamimic',
-               imitation_policy: str = 'learned'):
+               imitation_policy: str = 'learned',
+               stale_log_seconds: float = 120.):
     self._counter = counter
+    self._stale_log_seconds = stale_log_seconds
     self._steps_keys = tuple(steps_keys)
     self._baseline = baseline
     self._imitation_policy = imitation_policy
@@ -649,12 +654,22 @@ class Coordinator:
             for name, info in self._replay.server_info().items()}
 
   def _held_out_return(self) -> str:
-    """The latest held-out imitation return the evaluator logged, if any."""
-    rows = csv_logs.read_csv_log(self._workdir,
-                                 'evaluator_imitation_validation')
+    """The latest held-out imitation return the evaluator logged, if any.
+
+    Marked with its age once the log has not grown for `stale_log_seconds`:
+    an evaluator that died mid-run (session 25's, on a MuJoCo PhysicsError)
+    otherwise left its last return on every line as if it were current.
+    """
+    label = 'evaluator_imitation_validation'
+    rows = csv_logs.read_csv_log(self._workdir, label)
     if not rows or 'imitation_return' not in rows[-1]:
       return ''
-    return f'  held-out imitation return {rows[-1]["imitation_return"]:.1f}'
+    text = f'  held-out imitation return {rows[-1]["imitation_return"]:.1f}'
+    age = time.time() - os.path.getmtime(
+        csv_logs.csv_log_path(self._workdir, label))
+    if age > self._stale_log_seconds:
+      text += f' (logged {age:.0f}s ago: is the evaluator running?)'
+    return text
 
   def _done(self, counts: Dict[str, float], elapsed: float) -> bool:
     # Every learner: which one takes its first step first depends on the

@@ -8,6 +8,11 @@ import os
 from typing import Dict, List
 
 
+def csv_log_path(workdir: str, label: str) -> str:
+  """<workdir>/logs/<label>/logs.csv, where a node's CSVLogger writes."""
+  return os.path.join(workdir, 'logs', label, 'logs.csv')
+
+
 def read_csv_log(workdir: str, label: str) -> List[Dict[str, float]]:
   """Numeric columns of <workdir>/logs/<label>/logs.csv (empty if missing).
 
@@ -17,7 +22,7 @@ def read_csv_log(workdir: str, label: str) -> List[Dict[str, float]]:
   write one: a 60-minute run's imitation actor log held the header at lines
   1 and 3. Such repeated header rows are skipped, not read as empty rows.
   """
-  path = os.path.join(workdir, 'logs', label, 'logs.csv')
+  path = csv_log_path(workdir, label)
   if not os.path.exists(path):
     return []
   rows = []

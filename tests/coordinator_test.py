@@ -1,7 +1,10 @@
 """The coordinator ends a run once every learner reached the step limit."""
 
 import json
+import os
+import re
 import threading
+import time
 
 from acme.utils import counting
 import pytest
@@ -39,4 +42,32 @@ def test_coordinator_waits_for_every_learner(tmp_path, steps_keys):
   assert summary['steps_keys'] == list(steps_keys)
   assert summary['counts'] == {first: 25, **{key: 20 for key in others}}
   assert summary['table_sizes'] == {'imitation': 0, 'task': 0}
+  server.stop()
+
+
+def test_progress_line_marks_a_held_out_return_that_stopped_coming(
+    tmp_path, capsys):
+  # Session 25's evaluator died half-way; every later progress line still
+  # showed its last held-out return as if it were current.
+  server = reverb.Server(
+      [reverb.Table.queue('task', 10)],
+      checkpointer=reverb.checkpointers.DefaultCheckpointer(
+          str(tmp_path / 'replay')))
+  log = tmp_path / 'logs' / 'evaluator_imitation_validation' / 'logs.csv'
+  log.parent.mkdir(parents=True)
+  log.write_text('imitation_return,steps\n57.3,400\n')
+  coordinator = agent_distributed.Coordinator(
+      counting.Counter(), reverb.Client(f'localhost:{server.port}'),
+      str(tmp_path), max_learner_steps=None, max_seconds=0.,
+      stale_log_seconds=60.)
+  coordinator.run()
+  fresh = capsys.readouterr().out
+  assert 'held-out imitation return 57.3' in fresh
+  assert 'ago' not in fresh
+  old = time.time() - 600.
+  os.utime(log, (old, old))
+  coordinator.run()
+  stale = capsys.readouterr().out
+  assert re.search(r'held-out imitation return 57\.3 \(logged 6\d\ds ago',
+                   stale), stale
   server.stop()
