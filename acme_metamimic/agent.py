@@ -117,7 +117,7 @@ class MetaMimic(acme_agent.Agent):
         adder=builder.make_imitation_adder(self.replay_client))
     self.task_actor = builder.make_actor(
         networks_lib.make_behavior_policy(task_networks, environment_spec,
-                                          config.exploration_sigma()),
+                                          config.task_exploration_sigma()),
         adder=builder.make_adder(self.replay_client))
     self.builder = builder
     self.learner = JointLearner(imitation_learner, task_learner)

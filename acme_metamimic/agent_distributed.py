@@ -476,7 +476,7 @@ class DistributedMetaMimic:
     end_with_launcher()
     seeding.seed_process(self._config.seed, 'task_actor', actor_id)
     actor = self._builder.make_actor(
-        self._policy(False, self._config.exploration_sigma()),
+        self._policy(False, self._config.task_exploration_sigma()),
         adder=self._builder.make_adder(replay),
         variable_source=variable_source)
     return self._loop('task_actor', self.task_environment(actor_id), actor,

@@ -182,6 +182,14 @@ class MetaMimicConfig(d4pg_agent.D4PGConfig):
   # +-5 rad/s: sigma 0.3 on them alone cut a noisy joint tracker's
   # imitation episodes from about 100 steps to 23 (issue 32).
   sigma_per_dimension: Optional[Tuple[float, ...]] = None
+  # The task actors' noise per action dimension; None: the imitation
+  # actors' (`exploration_sigma()`), as in the paper. Apart from theirs
+  # because the two want different finger noise: on the fingers, little or
+  # none let 60-minute task policies lift from about twice as many fresh
+  # starts under the arm's sigma 0.3, on 3 of 4 checkpoints
+  # (docs/fidelity.md, Session 26's probe), while it made the imitation
+  # learner worse (FPB10, Session 25). Not yet measured in training.
+  task_sigma_per_dimension: Optional[Tuple[float, ...]] = None
   variable_update_period: int = 1000
   seed: int = 0
   replay_table_name: str = TASK_TABLE
@@ -222,6 +230,11 @@ class MetaMimicConfig(d4pg_agent.D4PGConfig):
       raise ValueError('MetaMimicConfig.sigma_per_dimension must be '
                        'non-negative standard deviations, got '
                        f'{self.sigma_per_dimension}.')
+    if self.task_sigma_per_dimension is not None and min(
+        self.task_sigma_per_dimension, default=-1.) < 0.:
+      raise ValueError('MetaMimicConfig.task_sigma_per_dimension must be '
+                       'non-negative standard deviations, got '
+                       f'{self.task_sigma_per_dimension}.')
     if self.vmax <= self.vmin:
       raise ValueError(f'vmax ({self.vmax}) must exceed vmin ({self.vmin}).')
     if self.imitation_vmax is not None and self.imitation_vmax <= self.vmin:
@@ -264,6 +277,12 @@ class MetaMimicConfig(d4pg_agent.D4PGConfig):
     if self.sigma_per_dimension is not None:
       return tuple(self.sigma_per_dimension)
     return self.sigma
+
+  def task_exploration_sigma(self) -> Union[float, Tuple[float, ...]]:
+    """The task actors' noise: `task_sigma_per_dimension` if given."""
+    if self.task_sigma_per_dimension is not None:
+      return tuple(self.task_sigma_per_dimension)
+    return self.exploration_sigma()
 
 
 def _check_choice(field: str, value: str, choices: Tuple[str, ...]):

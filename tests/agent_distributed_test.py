@@ -223,3 +223,21 @@ def test_tracker_fed_imitation_actors_act_with_the_tracker_and_fill_replay(
   assert inserted() - before == steps + definition._config.n_step - 1  # pylint: disable=protected-access
   with pytest.raises(ValueError, match='imitation_policy'):
     _definition(tmp_path, seed=0, imitation_policy='demo_actions')
+
+
+def test_task_actors_take_their_own_per_dimension_noise(tmp_path, replay):
+  # MetaMimicConfig.task_sigma_per_dimension (Session 26's probe): no noise
+  # on the task actors' fingers, while the imitation actors keep sigma 0.3
+  # on every dimension.
+  definition = _definition(tmp_path, seed=0, sigma=0.3,
+                           task_sigma_per_dimension=(0.3,) * 6 + (0.,) * 3)
+  for node, fingers_vary in ((definition.task_actor, False),
+                             (definition.imitation_actor, True)):
+    loop = node(replay, None, counting.Counter(), 0)
+    observation = loop._environment.reset().observation  # pylint: disable=protected-access
+    actions = np.stack([loop._actor.select_action(observation)  # pylint: disable=protected-access
+                        for _ in range(50)])
+    assert actions[:, :6].std(axis=0).min() > 0.1
+    assert (actions[:, 6:].std(axis=0).min() > 0.1) == fingers_vary
+  with pytest.raises(ValueError, match='task_sigma_per_dimension'):
+    _definition(tmp_path, seed=0, task_sigma_per_dimension=(-0.1,) * 9)
