@@ -30,11 +30,11 @@ for run in sys.argv[1:]:
     rows = [r for r in csv.DictReader(f)
             if r['episode_return'] != 'episode_return']
   returns = [float(r['episode_return']) for r in rows]
+  if len(returns) < SIXTHS:
+    raise SystemExit(f'{path}: {len(returns)} episodes, fewer than {SIXTHS}')
   with open(os.path.join(run, 'summary.json')) as f:
     final_steps = json.load(f)['counts']['task_learner_steps']
   last_steps = float(rows[-1]['task_learner_steps'])
-  if len(returns) < SIXTHS:
-    raise SystemExit(f'{path}: {len(returns)} episodes, fewer than {SIXTHS}')
   bounds = [round(i * len(returns) / SIXTHS) for i in range(SIXTHS + 1)]
   means = [sum(returns[a:b]) / (b - a) for a, b in zip(bounds, bounds[1:])]
   last_half = returns[len(returns) // 2:]
