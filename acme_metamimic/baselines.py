@@ -68,6 +68,12 @@ BASELINES = {
                  '(imitation episodes start at a random frame among the '
                  "demo's first curriculum_max_step).",
                  config_overrides=dict(demo_curriculum=True)),
+        Baseline('metamimic_task_curriculum', 'MetaMimic with the demo '
+                 'curriculum for imitation and task actors: the task actors '
+                 'also start from demonstration states '
+                 '(curriculum_start_state), as d4pg_curriculum\'s do.',
+                 config_overrides=dict(demo_curriculum=True),
+                 task_curriculum=True),
         Baseline('d4pg', 'D4PG: task actors and task learner only, no demos.',
                  config_overrides=_D4PG_OVERRIDES,
                  imitation=False),

@@ -192,6 +192,7 @@ def test_each_baseline_program_has_only_its_nodes(jaco_demos, tmp_path):
       'd4pg': without_imitation, 'd4pgfd': without_imitation,
       'd4pg_curriculum': without_imitation}
   expected['metamimic_curriculum'] = expected['metamimic']
+  expected['metamimic_task_curriculum'] = expected['metamimic']
   assert set(expected) == set(baselines.BASELINES)
   for name, sizes in expected.items():
     program = _program_definition(name, jaco_demos, tmp_path).build()
@@ -225,12 +226,16 @@ def test_d4pgfd_refuses_to_clone_its_demo_actions(jaco_demos, tmp_path):
         demo_transitions_factory=lambda: jaco_demos)
 
 
-def test_curriculum_task_actors_start_from_demo_states(jaco_demos, tmp_path):
+@pytest.mark.parametrize('name,without',
+                         [('d4pg_curriculum', 'd4pg'),
+                          ('metamimic_task_curriculum', 'metamimic_curriculum')])
+def test_curriculum_task_actors_start_from_demo_states(name, without,
+                                                       jaco_demos, tmp_path):
   demo = jaco_demos[0]
-  plain = _program_definition('d4pg', jaco_demos, tmp_path).task_environment(0)
+  plain = _program_definition(without, jaco_demos, tmp_path).task_environment(0)
   assert not isinstance(plain, baselines.CurriculumStartEnvironment)
   environment = _program_definition(
-      'd4pg_curriculum', jaco_demos, tmp_path).task_environment(0)
+      name, jaco_demos, tmp_path).task_environment(0)
   assert isinstance(environment, baselines.CurriculumStartEnvironment)
   starts = set()
   for _ in range(12):
