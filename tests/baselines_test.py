@@ -226,9 +226,9 @@ def test_d4pgfd_refuses_to_clone_its_demo_actions(jaco_demos, tmp_path):
         demo_transitions_factory=lambda: jaco_demos)
 
 
-@pytest.mark.parametrize('name,without',
-                         [('d4pg_curriculum', 'd4pg'),
-                          ('metamimic_task_curriculum', 'metamimic_curriculum')])
+@pytest.mark.parametrize(
+    'name,without', [('d4pg_curriculum', 'd4pg'),
+                     ('metamimic_task_curriculum', 'metamimic_curriculum')])
 def test_curriculum_task_actors_start_from_demo_states(name, without,
                                                        jaco_demos, tmp_path):
   demo = jaco_demos[0]
