@@ -8,7 +8,9 @@ the rows (one episode about every 30 s, so each sixth is about a sixth of
 the wall time), the share of the last half's episodes with any task
 reward, the largest return, and the task learner step of the last episode
 against the run's final count (summary.json): a curve that ends early
-(session 25's seed 2, whose evaluator died half-way) says so.
+(session 25's seed 2, whose evaluator died half-way) says so. The summary
+is written while the evaluator still runs, so its last episode can land a
+few hundred steps after the final count (85,920 of 85,892, session 27).
 
     python3 docs/results/task_levers_60min/evaluator_curve.py \
         docs/results/imitation_levers_60min/armS_seed1 \
