@@ -1,0 +1,173 @@
+"""A fresh task learner trained on a finished run's replay, without actors.
+
+Not project code: a probe kept beside the results it writes. Three runs of
+one 60-minute arm (D200B10, seed 0) gave the task policy held-out returns
+of 14-29 and lifts from 0-3 of 10 starts (docs/fidelity.md, session 28):
+a one-seed lever cannot be ranked against that spread, and the spread mixes
+two things, the experience the actors happened to collect and what the
+learner made of it. This probe holds the first fixed: it restores a run's
+replay checkpoint (<workdir>/replay, both tables as the run left them; the
+copy it serves is a temporary one) into an in-process Reverb server, trains
+a new task learner on the task table alone (nothing is inserted), built by
+`MetaMimicBuilder.make_learner` as the program builds it, and every
+`--eval_every` SGD steps runs its greedy target policy (what the evaluator
+runs) from the same `--episodes` fresh starts (the held-out kind: the
+environment's own resets, seeded by `--starts_seed`), counting reach, lift
+and stack. Learner-side levers are `--config` overrides (the config's
+fields, as run_local takes them); each arm sees the same replay, the same
+starts and the same network seed (`--seed`), so arms are paired.
+
+    MUJOCO_GL=egl python docs/results/task_offline/offline_probe.py \\
+        --workdir=/tmp/screens/task_levers_60min_s28/armD200B10_seed0 \\
+        --steps=20000 --eval_every=5000 \\
+        --output=docs/results/task_offline/s28_D200B10_seed0_default.json
+
+The JSON is rewritten after every evaluation, so a killed probe keeps what
+it measured.
+"""
+import json
+import os
+import shutil
+import tempfile
+import time
+
+from absl import app
+from absl import flags
+from acme import specs
+from acme.tf import utils as tf2_utils
+from acme.utils import loggers
+import numpy as np
+import reverb
+import tensorflow as tf
+
+from acme_metamimic import baselines
+from acme_metamimic import builder as builder_lib
+from acme_metamimic import config as config_lib
+from acme_metamimic import evaluation
+from acme_metamimic import networks as networks_lib
+from acme_metamimic import presets
+from acme_metamimic import seeding
+from acme_metamimic.environments import jaco_stack
+
+_WORKDIR = flags.DEFINE_string('workdir', None, 'A finished run_local workdir.')
+_STEPS = flags.DEFINE_integer('steps', 20_000, 'SGD steps of the new learner.')
+_EVAL_EVERY = flags.DEFINE_integer('eval_every', 5_000,
+                                   'SGD steps between evaluations.')
+_EVAL_FROM = flags.DEFINE_integer(
+    'eval_from', 0, 'No evaluation before this many SGD steps (a late window '
+    'of several evaluations averages out how much one checkpoint varies).')
+_EPISODES = flags.DEFINE_integer('episodes', 30, 'Fresh starts per evaluation.')
+_SEED = flags.DEFINE_integer('seed', 0, 'Seeds the networks and sampling.')
+_STARTS_SEED = flags.DEFINE_integer('starts_seed', 0,
+                                    'Seeds the fresh starts of evaluation.')
+_CONFIG = flags.DEFINE_multi_string(
+    'config', [], "Learner overrides as 'field=value' (run_local's --config).")
+_DEMO_ACTIONS = flags.DEFINE_string(
+    'demo_actions', None,
+    'A demo set (make_demos.py output): train on its demonstrator '
+    'transitions instead of the replay, a diagnostic of what cloning clean '
+    'actions gives (demo actions never reach a MetaMimic policy).')
+_OUTPUT = flags.DEFINE_string('output', None, 'JSON written here.')
+
+
+def run_config(workdir: str, extra) -> config_lib.MetaMimicConfig:
+  """features_config() with the run's recorded overrides, then `extra`."""
+  with open(os.path.join(workdir, 'run.json')) as f:
+    recorded = json.load(f)
+  overrides = dict(recorded.get('config_overrides') or {})
+  overrides.update(evaluation.network_overrides(workdir))
+  overrides.update(extra)
+  return config_lib.features_config(**overrides)
+
+
+def evaluate(policy, environment, episodes: int):
+  """Greedy rollouts from `episodes` resets of a freshly seeded environment."""
+  rows = []
+  for _ in range(episodes):
+    timestep, rewards = environment.reset(), []
+    while not timestep.last():
+      action = policy(tf2_utils.add_batch_dim(timestep.observation))
+      timestep = environment.step(tf2_utils.to_numpy_squeeze(action))
+      rewards.append(float(timestep.reward))
+    rewards = np.asarray(rewards)
+    rows.append((rewards.sum(), rewards.max() >= jaco_stack.REWARD_REACH,
+                 rewards.max() >= jaco_stack.REWARD_LIFT,
+                 rewards.max() >= jaco_stack.REWARD_STACK))
+  returns, reached, lifted, stacked = map(np.asarray, zip(*rows))
+  return dict(episodes=episodes, mean_return=float(returns.mean()),
+              reach=float(reached.mean()), lift=float(lifted.mean()),
+              stack=float(stacked.mean()))
+
+
+def main(_):
+  workdir = os.path.abspath(_WORKDIR.value)
+  extra = config_lib.parse_overrides(_CONFIG.value)
+  config = run_config(workdir, extra)
+  environment = presets.make_environment('features', seed=_SEED.value)
+  spec = specs.make_environment_spec(environment)
+  builder = builder_lib.MetaMimicBuilder(config)
+
+  copy = tempfile.mkdtemp(prefix='offline_probe_')
+  if _DEMO_ACTIONS.value:
+    server = reverb.Server(builder.make_replay_tables(spec))
+    client = reverb.Client(f'localhost:{server.port}')
+    demos = baselines.load_demonstrations_with_actions(
+        'features', os.path.abspath(_DEMO_ACTIONS.value))
+    written = baselines.insert_demonstrations(demos,
+                                              builder.make_adder(client))
+    print(f'{written} demo steps of {len(demos)} demos in the task table',
+          flush=True)
+  else:
+    shutil.copytree(os.path.join(workdir, 'replay'), copy, dirs_exist_ok=True)
+    server = reverb.Server(
+        builder.make_replay_tables(spec),
+        checkpointer=reverb.checkpointers.DefaultCheckpointer(copy))
+    client = reverb.Client(f'localhost:{server.port}')
+  table_sizes = {name: int(info.current_size)
+                 for name, info in client.server_info().items()}
+  print('tables', table_sizes, flush=True)
+  if not table_sizes.get(config_lib.TASK_TABLE):
+    raise ValueError(f'{workdir}/replay: the task table is empty.')
+
+  seeding.seed_process(_SEED.value, 'offline_task_learner')
+  online = presets.make_networks('features', config, spec,
+                                 goal_conditioned=False)
+  target = presets.make_networks('features', config, spec,
+                                 goal_conditioned=False)
+  online.init(spec)
+  target.init(spec)
+  learner = builder.make_learner(
+      (online, target), builder.make_task_dataset_iterator(client),
+      logger=loggers.TerminalLogger('offline_task_learner', time_delta=60.),
+      discount=config.discount,
+      behaviour_cloning_weight=config.task_behaviour_cloning_weight)
+  policy = tf.function(networks_lib.make_behavior_policy(target, spec, 0.))
+
+  output = dict(workdir=workdir, demo_actions=_DEMO_ACTIONS.value,
+                config=_CONFIG.value, seed=_SEED.value,
+                starts_seed=_STARTS_SEED.value,
+                table_sizes=table_sizes, evaluations=[])
+  steps, learning_seconds = 0, 0.
+  while steps < _STEPS.value:
+    start = time.time()
+    learner.step()
+    learning_seconds += time.time() - start
+    steps += config.learner_steps_per_call
+    if steps >= _EVAL_FROM.value and (steps % _EVAL_EVERY.value == 0 or
+                                      steps >= _STEPS.value):
+      environment = presets.make_environment('features',
+                                             seed=_STARTS_SEED.value)
+      row = dict(sgd_steps=steps, learning_seconds=round(learning_seconds),
+                 **evaluate(policy, environment, _EPISODES.value))
+      output['evaluations'].append(row)
+      print(row, flush=True)
+      if _OUTPUT.value:
+        with open(_OUTPUT.value, 'w') as f:
+          json.dump(output, f, indent=1)
+  server.stop()
+  shutil.rmtree(copy, ignore_errors=True)
+
+
+if __name__ == '__main__':
+  flags.mark_flag_as_required('workdir')
+  app.run(main)
