@@ -107,7 +107,7 @@ def main(_):
   spec = specs.make_environment_spec(environment)
   builder = builder_lib.MetaMimicBuilder(config)
 
-  copy = tempfile.mkdtemp(prefix='offline_probe_')
+  copy = None
   if _DEMO_ACTIONS.value:
     server = reverb.Server(builder.make_replay_tables(spec))
     client = reverb.Client(f'localhost:{server.port}')
@@ -118,6 +118,7 @@ def main(_):
     print(f'{written} demo steps of {len(demos)} demos in the task table',
           flush=True)
   else:
+    copy = tempfile.mkdtemp(prefix='offline_probe_')
     shutil.copytree(os.path.join(workdir, 'replay'), copy, dirs_exist_ok=True)
     server = reverb.Server(
         builder.make_replay_tables(spec),
@@ -127,7 +128,8 @@ def main(_):
                  for name, info in client.server_info().items()}
   print('tables', table_sizes, flush=True)
   if not table_sizes.get(config_lib.TASK_TABLE):
-    raise ValueError(f'{workdir}/replay: the task table is empty.')
+    raise ValueError(f'{_DEMO_ACTIONS.value or workdir + "/replay"}: '
+                     'the task table is empty.')
 
   seeding.seed_process(_SEED.value, 'offline_task_learner')
   online = presets.make_networks('features', config, spec,
@@ -165,7 +167,8 @@ def main(_):
         with open(_OUTPUT.value, 'w') as f:
           json.dump(output, f, indent=1)
   server.stop()
-  shutil.rmtree(copy, ignore_errors=True)
+  if copy:
+    shutil.rmtree(copy, ignore_errors=True)
 
 
 if __name__ == '__main__':
