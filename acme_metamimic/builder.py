@@ -344,7 +344,8 @@ class MetaMimicBuilder(d4pg_agent.D4PGBuilder):
         writes them when that weight is positive).
       behaviour_cloning_weight: the weight of the regression of the policy
         on its batches' actions (the task learner's is
-        `config.task_behaviour_cloning_weight`).
+        `config.task_behaviour_cloning_weight`; whether it also trains the
+        observation network is `config.task_behaviour_cloning_trains_torso`).
     """
     config = self._config
     online, target = networks
@@ -370,6 +371,8 @@ class MetaMimicBuilder(d4pg_agent.D4PGBuilder):
         target_update_period=config.target_update_period,
         inverse_dynamics_weight=inverse_dynamics_weight,
         behaviour_cloning_weight=behaviour_cloning_weight,
+        behaviour_cloning_trains_torso=(
+            config.task_behaviour_cloning_trains_torso),
         dataset_iterator=dataset,
         counter=counter,
         logger=logger,

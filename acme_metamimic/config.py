@@ -25,7 +25,7 @@ REMOVERS = ('prioritized', 'fifo')
 # policy restored from a run's checkpoint needs the run's values of these.
 NETWORK_FIELDS = ('vmin', 'vmax', 'imitation_vmax', 'num_atoms',
                   'goal_delta_scale', 'goal_delta_skip',
-                  'observation_normalization')
+                  'observation_normalization', 'task_joint_velocities')
 
 
 @dataclasses.dataclass
@@ -112,6 +112,21 @@ class MetaMimicConfig(d4pg_agent.D4PGConfig):
   # earned the task reward at 97-98 % of rewarding states, so the DPG update
   # alone holds the task policy where it is. 0: the paper's D4PG loss alone.
   task_behaviour_cloning_weight: float = 0.
+  # Not in the paper: that regression's gradient also trains the task
+  # learner's observation network (with the critic's optimizer), which the
+  # critic's loss alone trains otherwise (Acme's D4PG; False). Why (issue
+  # 33): the task policy sees only that torso's output (the imitation policy
+  # also sees the goal deltas past it, `goal_delta_skip`), and a task policy
+  # regressed on critic-shaped features cloned even the clean demonstrators
+  # badly (docs/fidelity.md, "Session 30").
+  task_behaviour_cloning_trains_torso: bool = False
+  # Not in the paper: False drops the joint velocities (body[9:18]) from the
+  # task networks' inputs (features presets; the vision preset's task policy
+  # sees one frame and no velocities). With velocity actuators the joint
+  # velocities at t are about the action at t - 1, so a policy regressed on
+  # smooth actions can copy them instead of reading the state ("copycat"
+  # cloning, Wen et al., 2020). True: the paper's inputs.
+  task_joint_velocities: bool = True
 
   # Not in the paper's table: engineering choices, documented where used.
   image_distance_scale: float = 1.

@@ -31,7 +31,11 @@ on a CPU-bound machine:
   DPG loss plus w * |pi(o_t) - a_t|^2 over the batch's own actions (TD3+BC,
   Fujimoto & Gu, 2021): in MetaMimic's task table those are the imitation
   actors' and the task actors' actions, never a demonstrator's. Its gradient
-  also reaches the policy head only.
+  reaches the policy head only, or with `behaviour_cloning_trains_torso`
+  (`MetaMimicConfig.task_behaviour_cloning_trains_torso`) also the
+  observation network, which the critic's loss alone trains otherwise: the
+  torso's features then hold what the regression needs as well as what the
+  critic's does.
 
 The learner's checkpoint holds its counter as a
 `counter_checkpoint.CounterCheckpoint` (JSON in a string variable), not as
@@ -150,6 +154,7 @@ class D4PGLearner(d4pg_learning.D4PGLearner, tf2_savers.TFSaveable):
                jit_compile: bool = True,
                inverse_dynamics_weight: float = 0.,
                behaviour_cloning_weight: float = 0.,
+               behaviour_cloning_trains_torso: bool = False,
                **kwargs):
     """Creates the learner; `args` and `kwargs` are Acme's `D4PGLearner`'s.
 
@@ -167,6 +172,9 @@ class D4PGLearner(d4pg_learning.D4PGLearner, tf2_savers.TFSaveable):
         extras['hindsight_goal'] (`adders.ImitationRewardAdder`).
       behaviour_cloning_weight: weight of the regression of the policy on
         the batch's actions (module docstring).
+      behaviour_cloning_trains_torso: the regression's gradient also trains
+        the observation network (with the critic's optimizer), not only the
+        policy head.
       **kwargs: see `acme.agents.tf.d4pg.learning.D4PGLearner`.
     """
     super().__init__(*args, **kwargs)
@@ -185,6 +193,7 @@ class D4PGLearner(d4pg_learning.D4PGLearner, tf2_savers.TFSaveable):
                        f'{behaviour_cloning_weight}.')
     self._inverse_dynamics_weight = inverse_dynamics_weight
     self._behaviour_cloning_weight = behaviour_cloning_weight
+    self._behaviour_cloning_trains_torso = behaviour_cloning_trains_torso
     self._priority_table = priority_table
     self._priority_client = (reverb.TFClient(server_address)
                              if priority_table is not None else None)
@@ -231,6 +240,9 @@ class D4PGLearner(d4pg_learning.D4PGLearner, tf2_savers.TFSaveable):
           dqda_clipping=1.0 if self._clipping else None,
           clip_norm=self._clipping), axis=[0])
       losses_out = {'critic_loss': critic_loss, 'policy_loss': policy_loss}
+      # What the critic's optimizer minimises: the critic's loss, plus the
+      # regression's when that also trains the observation network.
+      torso_loss = critic_loss
       if self._inverse_dynamics_weight:
         inverse_dynamics_loss = self._inverse_dynamics_loss(transitions)
         losses_out['inverse_dynamics_loss'] = inverse_dynamics_loss
@@ -242,12 +254,15 @@ class D4PGLearner(d4pg_learning.D4PGLearner, tf2_savers.TFSaveable):
         losses_out['behaviour_cloning_loss'] = behaviour_cloning_loss
         policy_loss = (policy_loss +
                        self._behaviour_cloning_weight * behaviour_cloning_loss)
+        if self._behaviour_cloning_trains_torso:
+          torso_loss = (torso_loss + self._behaviour_cloning_weight *
+                        behaviour_cloning_loss)
 
     policy_variables = self._policy_network.trainable_variables
     critic_variables = (self._observation_network.trainable_variables +
                         self._critic_network.trainable_variables)
     policy_gradients = tape.gradient(policy_loss, policy_variables)
-    critic_gradients = tape.gradient(critic_loss, critic_variables)
+    critic_gradients = tape.gradient(torso_loss, critic_variables)
     del tape
     if self._clipping:
       policy_gradients = tf.clip_by_global_norm(policy_gradients, 40.)[0]

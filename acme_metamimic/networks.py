@@ -272,6 +272,9 @@ class ObservationEncoder(snt.Module):
     are appended unprocessed; the D4PG heads start with a layer-normed MLP);
   - without images: torso(vectors);
   - with `goal_delta_skip`, concat([that, scaled vector goal differences]).
+  With `key_sizes`, a vector key it names keeps only its first n entries
+  (after normalization), e.g. {'body': 9}: the joint positions without the
+  joint velocities.
   """
 
   def __init__(self, keys: Sequence[str], torso: types.TensorTransformation,
@@ -279,6 +282,7 @@ class ObservationEncoder(snt.Module):
                goal_delta_scale: Optional[float] = None,
                normalization: Optional[Normalization] = None,
                goal_delta_skip: bool = False,
+               key_sizes: Optional[Mapping[str, int]] = None,
                name: str = 'observation_encoder'):
     """Creates the encoder.
 
@@ -291,6 +295,7 @@ class ObservationEncoder(snt.Module):
       normalization: key -> (offsets, scales) of the vector keys to normalize.
       goal_delta_skip: also append the scaled vector goal differences to the
         embedding (needs `goal_conditioned` and `goal_delta_scale`).
+      key_sizes: key -> how many leading entries of that vector key to keep.
       name: module name.
     """
     super().__init__(name=name)
@@ -307,6 +312,11 @@ class ObservationEncoder(snt.Module):
     self._normalization = {
         key: tuple(np.asarray(v, np.float32) for v in normalization[key])
         for key in self._keys if normalization and key in normalization}
+    unknown = sorted(set(key_sizes or {}) - set(self._keys))
+    if unknown:
+      raise ValueError(f'key_sizes names keys {unknown} that are not among '
+                       f'the observation keys {list(self._keys)}.')
+    self._key_sizes = dict(key_sizes or {})
 
   def _select(self, observation: Mapping[str, tf.Tensor],
               source: str) -> List[tf.Tensor]:
@@ -314,8 +324,13 @@ class ObservationEncoder(snt.Module):
     if missing:
       raise KeyError(f'{source} is missing keys {missing}; it has '
                      f'{sorted(observation)}.')
-    return [self._normalize(key, tf.convert_to_tensor(observation[key]))
-            for key in self._keys]
+    selected = []
+    for key in self._keys:
+      x = self._normalize(key, tf.convert_to_tensor(observation[key]))
+      if key in self._key_sizes:
+        x = x[..., :self._key_sizes[key]]
+      selected.append(x)
+    return selected
 
   def _normalize(self, key: str, x: tf.Tensor) -> tf.Tensor:
     if key not in self._normalization:
@@ -392,6 +407,7 @@ def make_networks(
     goal_delta_scale: Optional[float] = None,
     normalization: Optional[Normalization] = None,
     goal_delta_skip: bool = False,
+    observation_key_sizes: Optional[Mapping[str, int]] = None,
 ) -> d4pg_agent.D4PGNetworks:
   """Creates MetaMimic's D4PG networks (variables are not created yet).
 
@@ -419,6 +435,7 @@ def make_networks(
     goal_delta_scale: see `ObservationEncoder`.
     normalization: see `ObservationEncoder`.
     goal_delta_skip: see `ObservationEncoder`.
+    observation_key_sizes: `ObservationEncoder`'s `key_sizes`.
 
   Returns:
     The D4PG networks.
@@ -436,7 +453,8 @@ def make_networks(
 
   observation_network = ObservationEncoder(
       observation_keys, make_torso(torso, mlp_torso_sizes), goal_conditioned,
-      goal_delta_scale, normalization, goal_delta_skip)
+      goal_delta_scale, normalization, goal_delta_skip,
+      observation_key_sizes)
   policy_network = snt.Sequential([
       networks.LayerNormMLP(policy_layer_sizes, activate_final=True),
       networks.NearZeroInitializedLinear(num_dimensions),

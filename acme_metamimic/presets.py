@@ -27,6 +27,7 @@ from acme_metamimic import config as config_lib
 from acme_metamimic import environments
 from acme_metamimic import networks
 from acme_metamimic.demonstrations import dataset
+from acme_metamimic.environments import jaco_stack
 from acme_metamimic.environments import observation_scales
 
 
@@ -88,6 +89,13 @@ def make_networks(preset: str, config: config_lib.MetaMimicConfig,
                   goal_conditioned: bool) -> d4pg_agent.D4PGNetworks:
   """Imitation (goal-conditioned) or task networks of a preset."""
   setup = get(preset)
+  key_sizes = None
+  if not goal_conditioned and not config.task_joint_velocities:
+    if 'body' not in setup.observation_keys:
+      raise ValueError(
+          f'task_joint_velocities=False: the {preset!r} preset\'s networks '
+          f'see {list(setup.observation_keys)}, no joint velocities to drop.')
+    key_sizes = {'body': jaco_stack.BODY_POSITIONS}
   return networks.make_networks(
       environment_spec, torso=setup.torso,
       observation_keys=setup.observation_keys,
@@ -99,7 +107,8 @@ def make_networks(preset: str, config: config_lib.MetaMimicConfig,
       goal_delta_scale=config.goal_delta_scale if goal_conditioned else None,
       goal_delta_skip=config.goal_delta_skip and goal_conditioned,
       normalization=(observation_scales.NORMALIZATION
-                     if config.observation_normalization else None))
+                     if config.observation_normalization else None),
+      observation_key_sizes=key_sizes)
 
 
 def load_demonstrations(preset: str, path: str,

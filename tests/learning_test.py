@@ -718,6 +718,58 @@ def test_behaviour_cloning_loss_regresses_the_policy_on_the_batch_actions():
                       behaviour_cloning_weight=-1.)
 
 
+def test_behaviour_cloning_through_the_torso_also_trains_the_torso():
+  """`behaviour_cloning_trains_torso`: the regression trains the torso too.
+
+  On one batch, w = 2 with the flag against w = 2 without it: the policy
+  takes the same step and the logged losses are the same; the critic
+  network's gradient is the same, and the observation network's (the
+  critic optimizer's first moment, 0.1 g) differs by exactly w times the
+  regression's gradient with respect to the observation network, worked out
+  here (nonzero: the torso does move).
+  """
+  weight = 2.
+  config = _small_config(batch_size=16, target_update_period=100)
+  builder, spec, server, client = _replay_with_one_episode(config)
+  batch = next(builder.make_imitation_dataset_iterator(client))
+  data = batch.data
+  steps = {}
+  for trains_torso in (True, False):
+    learner, online, _ = _learner_on_batch(
+        learning.D4PGLearner, builder, spec, batch, jit_compile=False,
+        clipping=False, behaviour_cloning_weight=weight,
+        behaviour_cloning_trains_torso=trains_torso)
+    if trains_torso:
+      torso = online.observation_network.trainable_variables
+      with tf.GradientTape() as tape:
+        predicted = online.policy_network(online.observation_network(
+            data.observation))
+        loss = tf.reduce_mean(tf.reduce_sum(
+            tf.square(predicted - data.action), axis=-1))
+      torso_gradients = tape.gradient(loss, torso)
+    losses, _ = learner._sgd_step(data)
+    steps[trains_torso] = (losses, _gradients_and_weights(learner))
+  (losses, arrays), (losses_0, arrays_0) = steps[True], steps[False]
+  for key, value in losses_0.items():
+    np.testing.assert_allclose(losses[key].numpy(), value.numpy(),
+                               rtol=1e-6, err_msg=key)
+  for key, value in arrays_0.items():
+    if key.startswith('policy'):
+      np.testing.assert_allclose(arrays[key], value, rtol=1e-6, atol=1e-7,
+                                 err_msg=key)
+  assert max(float(tf.reduce_max(tf.abs(g))) for g in torso_gradients) > 0.
+  num_torso = len(torso_gradients)
+  critic_moments = sorted(
+      (key for key in arrays if key.startswith('critic_optimizer/m/')),
+      key=lambda key: int(key.rsplit('/', 1)[1]))
+  for i, key in enumerate(critic_moments):
+    expected = arrays_0[key] + (0.1 * weight * torso_gradients[i].numpy()
+                                if i < num_torso else 0.)
+    np.testing.assert_allclose(arrays[key], expected, rtol=1e-4, atol=1e-7,
+                               err_msg=key)
+  server.stop()
+
+
 def test_steps_with_target_copies_match_acmes_learner():
   """Six steps on six batches with target copies every 3rd (steps 0 and 3).
 

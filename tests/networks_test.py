@@ -277,3 +277,29 @@ def test_missing_observation_key_raises():
   observation = _observation(np.random.default_rng(5))
   with pytest.raises(KeyError, match='goal'):
     encoder(observation)
+
+
+def test_key_sizes_keep_the_leading_entries_of_a_key():
+  """`observation_key_sizes={'body': 9}`: the joint velocities are unseen.
+
+  The embedding moves with body[:9] (the joint positions) and not with
+  body[9:] (their velocities); a key not observed is refused by name.
+  """
+  environment_spec = _environment_spec()
+  d4pg_networks = networks.make_networks(
+      environment_spec, observation_keys=('body', 'features'),
+      observation_key_sizes={'body': 9})
+  d4pg_networks.init(environment_spec)
+  encoder = d4pg_networks.observation_network
+  rng = np.random.default_rng(3)
+  observation = _observation(rng)
+  embedding = encoder(observation).numpy()
+  velocities = dict(observation, body=observation['body'].copy())
+  velocities['body'][:, 9:] += 1.
+  np.testing.assert_array_equal(encoder(velocities).numpy(), embedding)
+  positions = dict(observation, body=observation['body'].copy())
+  positions['body'][:, :9] += 1.
+  assert np.abs(encoder(positions).numpy() - embedding).max() > 1e-6
+  with pytest.raises(ValueError, match=r"\['image'\]"):
+    networks.make_networks(environment_spec, observation_keys=('features',),
+                           observation_key_sizes={'image': 9})

@@ -37,6 +37,29 @@ def _kernel_shapes(module):
                 if len(v.shape) == 2)
 
 
+def test_task_networks_without_joint_velocities():
+  """`task_joint_velocities=False` narrows the task torso's input by 9.
+
+  The imitation networks keep every input; a preset whose networks see no
+  joint velocities (vision) refuses the field by name.
+  """
+  environment = presets.make_environment('features', seed=0)
+  spec = specs.make_environment_spec(environment)
+  inputs = {}
+  for velocities in (True, False):
+    config = config_lib.features_config(task_joint_velocities=velocities)
+    imitation, task = evaluation.build_networks('features', config, spec)
+    inputs[velocities] = (
+        _kernel_shapes(imitation.observation_network)[0][0],
+        _kernel_shapes(task.observation_network)[0][0])
+  assert inputs[True][0] == inputs[False][0]
+  assert inputs[True][1] - inputs[False][1] == 9
+  with pytest.raises(ValueError, match='task_joint_velocities'):
+    presets.make_networks(
+        'vision', config_lib.paper_config(task_joint_velocities=False),
+        spec, goal_conditioned=False)
+
+
 @pytest.mark.parametrize('preset,width', [('features_mlp64', 64),
                                           ('features', 256),
                                           ('features_mlp1024', 1024)])

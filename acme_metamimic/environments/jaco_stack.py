@@ -89,6 +89,8 @@ REWARD_LIFT = 0.5
 REWARD_STACK = 1.0
 
 FEATURES_SIZE = 38
+# `body` holds the 9 joint positions first, then their 9 velocities.
+BODY_POSITIONS = 9
 CAMERA_NAME = cameras.FRONT_CLOSE.name
 
 # Duplo 2x4 geometry: the body frame sits at the centre of the brick's bottom
