@@ -136,7 +136,7 @@ class NumpyPolicy:
     # pylint: disable=protected-access
     keys, scale = module._keys, module._goal_delta_scale
     goal_conditioned, skip = module._goal_conditioned, module._goal_delta_skip
-    normalization = module._normalization
+    normalization, key_sizes = module._normalization, module._key_sizes
     torso = self._compile(module._torso)
     # pylint: enable=protected-access
 
@@ -148,6 +148,8 @@ class NumpyPolicy:
           offset, scales = normalization[key]
           x = np.clip((x.astype(np.float32) - offset) / scales,
                       -networks.NORMALIZED_CLIP, networks.NORMALIZED_CLIP)
+        if key in key_sizes:
+          x = x[..., :key_sizes[key]]
         vectors.append(x)
       return vectors
 

@@ -68,12 +68,13 @@ def _normalization(spec):
           for key in KEYS}
 
 
-@pytest.mark.parametrize('goal_conditioned,delta,normalize,skip', [
-    (False, None, False, False), (True, None, False, False),
-    (True, 100., False, False), (False, None, True, False),
-    (True, 100., True, False), (True, 10., False, True)])
+@pytest.mark.parametrize('goal_conditioned,delta,normalize,skip,sizes', [
+    (False, None, False, False, None), (True, None, False, False, None),
+    (True, 100., False, False, None), (False, None, True, False, None),
+    (True, 100., True, False, None), (True, 10., False, True, None),
+    (False, None, True, False, {'body': 9})])
 def test_numpy_policy_matches_the_sonnet_policy(env, goal_conditioned, delta,
-                                                normalize, skip):
+                                                normalize, skip, sizes):
   spec = specs.make_environment_spec(env)
   network_spec = (imitation.imitation_environment_spec(spec)
                   if goal_conditioned else spec)
@@ -81,7 +82,7 @@ def test_numpy_policy_matches_the_sonnet_policy(env, goal_conditioned, delta,
       spec, observation_keys=KEYS, goal_conditioned=goal_conditioned,
       goal_delta_scale=delta,
       normalization=_normalization(spec) if normalize else None,
-      goal_delta_skip=skip)
+      goal_delta_skip=skip, observation_key_sizes=sizes)
   nets.init(network_spec)
   # Non-trivial weights: a near-zero final layer would make any two policies
   # agree, and so would one saturated at the action bounds. N(0, 0.3) for
