@@ -114,18 +114,16 @@ class MetaMimicConfig(d4pg_agent.D4PGConfig):
   task_behaviour_cloning_weight: float = 0.
   # Not in the paper: that regression's gradient also trains the task
   # learner's observation network (with the critic's optimizer), which the
-  # critic's loss alone trains otherwise (Acme's D4PG; False). Why (issue
-  # 33): the task policy sees only that torso's output (the imitation policy
-  # also sees the goal deltas past it, `goal_delta_skip`), and a task policy
-  # regressed on critic-shaped features cloned even the clean demonstrators
-  # badly (docs/fidelity.md, "Session 30").
+  # critic's loss alone trains otherwise (Acme's D4PG; False). Tried because
+  # the task policy sees only that torso's output; on the demos' clean
+  # transitions it did not help (docs/fidelity.md, "Session 30"), so off.
   task_behaviour_cloning_trains_torso: bool = False
   # Not in the paper: False drops the joint velocities (body[9:18]) from the
   # task networks' inputs (features presets; the vision preset's task policy
   # sees one frame and no velocities). With velocity actuators the joint
   # velocities at t are about the action at t - 1, so a policy regressed on
-  # smooth actions can copy them instead of reading the state ("copycat"
-  # cloning, Wen et al., 2020). True: the paper's inputs.
+  # smooth actions can copy them instead of reading the state (causal
+  # confusion, de Haan et al., 2019). True: the paper's inputs.
   task_joint_velocities: bool = True
 
   # Not in the paper's table: engineering choices, documented where used.

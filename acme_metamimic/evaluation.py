@@ -356,6 +356,9 @@ def build_networks(preset: str, config: config_lib.MetaMimicConfig,
 # goal deltas with the skip): the paper's encoding.
 _NETWORK_DEFAULTS_BEFORE_RECORDING = dict(goal_delta_scale=None,
                                           goal_delta_skip=False)
+# Network fields added after that, with the value every run had before each
+# existed (a run.json that does not name one was recorded without it).
+_NETWORK_FIELDS_ADDED_SINCE = dict(task_joint_velocities=True)
 
 
 def network_overrides(workdir: str) -> Dict[str, Any]:
@@ -364,7 +367,9 @@ def network_overrides(workdir: str) -> Dict[str, Any]:
   Read from <workdir>/run.json: its `network_config` (every network field's
   value, recorded by run_local's signature), or, in a workdir recorded before
   that, its `config_overrides` of those fields over the encoding every
-  preset had then. Empty for a workdir without run.json.
+  preset had then; a field added since that the file does not name gets
+  the value every run had before it existed. Empty for a workdir without
+  run.json.
   """
   path = os.path.join(workdir, workdirs.RUN_FILE)
   if not os.path.exists(path):
@@ -372,10 +377,11 @@ def network_overrides(workdir: str) -> Dict[str, Any]:
   with open(path) as f:
     recorded = json.load(f)
   if 'network_config' in recorded:
-    values = recorded['network_config']
+    values = {**_NETWORK_FIELDS_ADDED_SINCE, **recorded['network_config']}
   else:
-    values = dict(_NETWORK_DEFAULTS_BEFORE_RECORDING,
-                  **(recorded.get('config_overrides') or {}))
+    values = {**_NETWORK_DEFAULTS_BEFORE_RECORDING,
+              **_NETWORK_FIELDS_ADDED_SINCE,
+              **(recorded.get('config_overrides') or {})}
   return {name: value for name, value in sorted(values.items())
           if name in config_lib.NETWORK_FIELDS}
 

@@ -259,7 +259,7 @@ def test_evaluation_rebuilds_a_runs_network_fields_only(tmp_path):
   # recorded had the paper's encoding under its overrides.
   assert evaluation.network_overrides(str(tmp_path)) == dict(
       goal_delta_scale=10., goal_delta_skip=False, vmax=400.,
-      observation_normalization=True)
+      observation_normalization=True, task_joint_velocities=True)
   # Since then, every network field's value is recorded and read back.
   recorded = {name: getattr(config_lib.features_config(), name)
               for name in config_lib.NETWORK_FIELDS}
@@ -271,6 +271,14 @@ def test_evaluation_rebuilds_a_runs_network_fields_only(tmp_path):
   config = config_lib.features_config(**read)
   assert {name: getattr(config, name) for name in read} == dict(
       recorded, vmax=400.)
+  # A field added since, which an older network_config does not name, reads
+  # back as every run had it before it existed.
+  older = {name: value for name, value in recorded.items()
+           if name != 'task_joint_velocities'}
+  (tmp_path / 'run.json').write_text(json.dumps(dict(
+      preset='features', network_config=older)))
+  assert evaluation.network_overrides(str(tmp_path)) == json.loads(
+      json.dumps(dict(older, task_joint_velocities=True)))
 
 
 def test_ablation_presets_read_their_environments_demo_sets(demo_dir):
