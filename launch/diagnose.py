@@ -129,6 +129,14 @@ def table(result) -> str:
        ranking['q_vs_return'], None),
       ('cosine(dQ/da, d eq. 2/da) at pi(o)',
        result['gradient_cosine']['cosine'], None),
+      (f'cosine(dQ/da, d {horizon}-step return/da) at pi(o)',
+       result['gradient_cosine']['return_cosine'], None),
+      # Truth against truth: how far a critic of the return can agree with
+      # the one-step yardsticks above at all.
+      ('truth: rank corr., eq. 2 vs return',
+       ranking['reward_vs_return'], None),
+      ('truth: cosine(d eq. 2/da, d return/da)',
+       result['gradient_cosine']['reward_vs_return_cosine'], None),
       ('one-step eq. 2 of the action', versus['policy_reward'],
        versus['tracker_reward']),
       ('Q of the action', versus['policy_q'], versus['tracker_q']),

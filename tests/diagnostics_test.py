@@ -160,9 +160,25 @@ def test_gradient_cosine_is_one_for_the_oracle_gradient(setup):
         setup['environment'], _states(setup, 3), gradient, tracker,
         setup['reward'])
     assert result['reward_gradient_norm'] > 0
+    # At horizon 0 the return is the one-step reward: the reference is 1.
+    assert result['reward_vs_return_cosine'] > 0.999, result
+    assert result['return_cosine'] == pytest.approx(result['cosine'])
     cosines[name] = result['cosine']
   assert cosines['oracle'] > 0.9, cosines
   assert cosines['negated'] < -0.9, cosines
+
+
+def test_finite_difference_gradient_of_several_outputs_at_once():
+  # One gradient per output, from the same perturbed actions; steps that
+  # would leave [-1, 1] are shortened (the second dimension sits at 1).
+  def outputs(action):
+    return np.asarray([np.sum(action ** 2), 3. * action[0]])
+
+  action = np.asarray([0.5, 1., -0.25], np.float32)
+  gradient = diagnostics.finite_difference_gradient(outputs, action, 0.01)
+  assert gradient.shape == (2, 3)
+  np.testing.assert_allclose(gradient[0], [1., 1.99, -0.5], atol=1e-4)
+  np.testing.assert_allclose(gradient[1], [3., 0., 0.], atol=1e-4)
 
 
 @pytest.mark.parametrize('gain', [0.5, 0.25])
@@ -218,8 +234,10 @@ EXPECTED = dict(
                        'tracker_reward', 'policy_q', 'tracker_q'},
     critic_support={'vmax', 'policy_q_fraction', 'policy_q_near_vmax',
                     'q_spread_fraction'},
-    gradient_cosine={'cosine', 'cosine_median', 'critic_gradient_norm',
-                     'reward_gradient_norm', 'num_states'},
+    gradient_cosine={'cosine', 'cosine_median', 'return_cosine',
+                     'reward_vs_return_cosine', 'critic_gradient_norm',
+                     'reward_gradient_norm', 'return_gradient_norm',
+                     'horizon', 'num_states'},
     goal_sensitivity={'arm_own_joint', 'fingers_own_joint',
                       'arm_other_joints', 'fingers_other_joints'},
     exploration={'mean_length', 'median_length', 'early_termination_rate',

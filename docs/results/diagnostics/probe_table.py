@@ -58,12 +58,18 @@ def row(path):
   ranking = result['critic_ranking']
   versus = result['policy_vs_tracker']
   exploration = result['exploration']
+  cosine = result['gradient_cosine']
   name = os.path.relpath(os.path.abspath(path), RESULTS)
+  # Files from before session 31 hold no gradient of the return: '-'.
+  truth = (f"{_cell(ranking['reward_vs_return'])} / "
+           f"{_cell(cosine.get('reward_vs_return_cosine'))}")
   return (f"| {name} | {what} | "
           f"{', '.join(f'{k}={v}' for k, v in sorted(overrides.items())) or '-'}"
           f" | {_cell(ranking['q_vs_reward'])} | "
-          f"{_cell(ranking['q_vs_return'])} | "
-          f"{_cell(result['gradient_cosine']['cosine'])} | "
+          f"{_cell(ranking['q_vs_return'])} "
+          f"({result['settings']['horizon']}) | "
+          f"{_cell(cosine['cosine'])} | "
+          f"{_cell(cosine.get('return_cosine'))} | {truth} | "
           f"{_cell(versus['q_prefers_policy'])} | "
           f"{_cell(exploration['policy']['mean_length'])} / "
           f"{_cell(exploration['tracker']['mean_length'])} |")
@@ -71,9 +77,11 @@ def row(path):
 
 def main(paths):
   print('| file | networks | overrides | rank corr. Q vs one-step eq. 2 | '
-        'vs 10-step return | cosine dQ/da | Q prefers policy over tracker | '
+        'vs H-step return (H) | cosine dQ/da, one-step | vs return | '
+        'truth, one-step vs return: rank / cosine | '
+        'Q prefers policy over tracker | '
         'noisy episode length, policy / tracker |')
-  print('|---|---|---|---|---|---|---|---|')
+  print('|---|---|---|---|---|---|---|---|---|---|')
   for path in paths:
     print(row(path))
 

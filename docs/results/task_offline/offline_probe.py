@@ -25,8 +25,10 @@ starts and the same network seed (`--seed`), so arms are paired.
 The JSON is rewritten after every evaluation, so a killed probe keeps what
 it measured.
 """
+import dataclasses
 import json
 import os
+import pickle
 import shutil
 import tempfile
 import time
@@ -67,7 +69,49 @@ _DEMO_ACTIONS = flags.DEFINE_string(
     'A demo set (make_demos.py output): train on its demonstrator '
     'transitions instead of the replay, a diagnostic of what cloning clean '
     'actions gives (demo actions never reach a MetaMimic policy).')
+_DEMO_ACTION_NOISE = flags.DEFINE_float(
+    'demo_action_noise', 0.,
+    'With --demo_actions: Gaussian noise of this standard deviation added to '
+    'each stored demo action (clipped to the action spec), the states '
+    'unchanged: the imitation replay\'s label noise (its actions carry '
+    'fresh exploration noise at every step) without its states.')
+_ROLLOUTS = flags.DEFINE_string(
+    'rollouts', None,
+    'A collect_rollouts.py pickle: train on those imitation rollouts, '
+    'written through the imitation actors\' adder (both tables, as in a '
+    'run), instead of the replay.')
+_ROLLOUT_LABELS = flags.DEFINE_enum(
+    'rollout_labels', 'executed', ['executed', 'greedy'],
+    'With --rollouts, the action stored with each step: the one executed '
+    '(greedy plus exploration noise, what an actor stores) or the imitation '
+    'policy\'s greedy one.')
 _OUTPUT = flags.DEFINE_string('output', None, 'JSON written here.')
+
+
+def insert_rollouts(path: str, labels: str, adder) -> int:
+  """Writes collect_rollouts.py's episodes through `adder`; steps written."""
+  with open(path, 'rb') as f:
+    episodes = pickle.load(f)['episodes']
+  steps = 0
+  for episode in episodes:
+    adder.add_first(episode['timesteps'][0])
+    for action, timestep in zip(episode[labels], episode['timesteps'][1:]):
+      adder.add(action, timestep)
+      steps += 1
+    adder.reset()
+  return steps
+
+
+def add_label_noise(demos, spec, stddev: float, seed: int):
+  """Demos whose actions carry clipped Gaussian noise (states unchanged)."""
+  rng = np.random.default_rng(seed)
+  noisy = []
+  for demo in demos:
+    actions = demo.actions + rng.normal(0., stddev, demo.actions.shape)
+    noisy.append(dataclasses.replace(demo, actions=np.clip(
+        actions, spec.actions.minimum, spec.actions.maximum).astype(
+            demo.actions.dtype)))
+  return noisy
 
 
 def run_config(workdir: str, extra) -> config_lib.MetaMimicConfig:
@@ -113,10 +157,20 @@ def main(_):
     client = reverb.Client(f'localhost:{server.port}')
     demos = baselines.load_demonstrations_with_actions(
         'features', os.path.abspath(_DEMO_ACTIONS.value))
+    if _DEMO_ACTION_NOISE.value:
+      demos = add_label_noise(demos, spec, _DEMO_ACTION_NOISE.value,
+                              _SEED.value)
     written = baselines.insert_demonstrations(demos,
                                               builder.make_adder(client))
     print(f'{written} demo steps of {len(demos)} demos in the task table',
           flush=True)
+  elif _ROLLOUTS.value:
+    server = reverb.Server(builder.make_replay_tables(spec))
+    client = reverb.Client(f'localhost:{server.port}')
+    written = insert_rollouts(_ROLLOUTS.value, _ROLLOUT_LABELS.value,
+                              builder.make_imitation_adder(client))
+    print(f'{written} imitation steps ({_ROLLOUT_LABELS.value} actions) in '
+          'both tables', flush=True)
   else:
     copy = tempfile.mkdtemp(prefix='offline_probe_')
     shutil.copytree(os.path.join(workdir, 'replay'), copy, dirs_exist_ok=True)
@@ -146,6 +200,10 @@ def main(_):
   policy = tf.function(networks_lib.make_behavior_policy(target, spec, 0.))
 
   output = dict(workdir=workdir, demo_actions=_DEMO_ACTIONS.value,
+                demo_action_noise=_DEMO_ACTION_NOISE.value,
+                rollouts=_ROLLOUTS.value,
+                rollout_labels=_ROLLOUT_LABELS.value if _ROLLOUTS.value
+                else None,
                 config=_CONFIG.value, seed=_SEED.value,
                 starts_seed=_STARTS_SEED.value,
                 table_sizes=table_sizes, evaluations=[])

@@ -30,7 +30,10 @@ def main(paths):
         'mean return | reach / lift / stack |')
   print('|---|---|---|---|---|---|---|')
   for name, result in results:
-    overrides = ', '.join(result['config']) or 'none (the default)'
+    settings = list(result['config'])
+    if result.get('demo_action_noise'):
+      settings.append(f"demo action noise {result['demo_action_noise']}")
+    overrides = ', '.join(settings) or 'none (the default)'
     for row in result['evaluations']:
       print(f"| {name} | {overrides} | {result['seed']} | "
             f"{row['sgd_steps']:,} | {row['episodes']} | "
