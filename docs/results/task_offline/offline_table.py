@@ -31,6 +31,9 @@ def main(paths):
   print('|---|---|---|---|---|---|---|')
   for name, result in results:
     settings = list(result['config'])
+    if result.get('rollouts'):
+      settings.append(f"collect_rollouts.py's rollouts, "
+                      f"{result['rollout_labels']} actions")
     if result.get('demo_action_noise'):
       settings.append(f"demo action noise {result['demo_action_noise']}")
     overrides = ', '.join(settings) or 'none (the default)'
