@@ -182,8 +182,9 @@ def main(_):
                  for name, info in client.server_info().items()}
   print('tables', table_sizes, flush=True)
   if not table_sizes.get(config_lib.TASK_TABLE):
-    raise ValueError(f'{_DEMO_ACTIONS.value or workdir + "/replay"}: '
-                     'the task table is empty.')
+    source = (_DEMO_ACTIONS.value or _ROLLOUTS.value or
+              os.path.join(workdir, 'replay'))
+    raise ValueError(f'{source}: the task table is empty.')
 
   seeding.seed_process(_SEED.value, 'offline_task_learner')
   online = presets.make_networks('features', config, spec,
