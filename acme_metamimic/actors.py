@@ -10,6 +10,11 @@ copies of their variables, refreshed whenever the variable client brings new
 ones. Networks it cannot evaluate (image torsos) raise `NotImplementedError`
 when it is built, and `builder.MetaMimicBuilder.make_actor` then uses Acme's
 actor.
+
+With a `clone_weight` the actor also passes its adder the policy's
+noise-free action and that weight as extras (`adders.greedy_extras`), which
+the task learner clones under
+`MetaMimicConfig.task_behaviour_cloning_labels='greedy'`.
 """
 
 from typing import Callable, List, Optional
@@ -19,6 +24,7 @@ from acme import core
 from acme import types
 from acme.tf import networks as acme_networks
 from acme.tf import variable_utils
+from acme_metamimic import adders as metamimic_adders
 from acme_metamimic import networks
 import dm_env
 import numpy as np
@@ -60,6 +66,9 @@ class NumpyPolicy:
     self._weights: List[np.ndarray] = []
     self._variables: List[tf.Variable] = []
     self._encoder: Optional[Callable[[types.NestedArray], np.ndarray]] = None
+    # The last call's action before the exploration noise (`ClippedGaussian`),
+    # None for a policy without noise or before the first call.
+    self.noise_free: Optional[np.ndarray] = None
     self._layers = self._compile(policy_network)
     self.refresh()
 
@@ -112,8 +121,12 @@ class NumpyPolicy:
     if isinstance(module, acme_networks.ClippedGaussian):
       # A scalar, or one per action dimension (PerDimensionClippedGaussian).
       stddev = np.asarray(module._noise.stddev())  # pylint: disable=protected-access
-      return [lambda x: np.clip(
-          x + self._rng.normal(0., stddev, x.shape).astype(x.dtype), -1., 1.)]
+
+      def clipped_gaussian(x):
+        self.noise_free = x
+        return np.clip(
+            x + self._rng.normal(0., stddev, x.shape).astype(x.dtype), -1., 1.)
+      return [clipped_gaussian]
     if isinstance(module, acme_networks.ClipToSpec):
       low, high = module._min, module._max  # pylint: disable=protected-access
       return [lambda x: np.clip(x, low, high).astype(x.dtype)]
@@ -195,17 +208,33 @@ class _NotifyingVariableClient(variable_utils.VariableClient):
 
 
 class _AddingActor(core.Actor):
-  """Passes observed steps to `self._adder`, if any (as Acme's actors do)."""
+  """Passes observed steps to `self._adder`, if any (as Acme's actors do).
+
+  With `self._clone_weight` set, each step's extras are the noise-free action
+  of the last `select_action` (`self._noise_free`) and that weight.
+  """
 
   _adder: Optional[adders.Adder] = None
+  _clone_weight: Optional[float] = None
+  _noise_free: Optional[np.ndarray] = None
 
   def observe_first(self, timestep: dm_env.TimeStep):
     if self._adder:
       self._adder.add_first(timestep)
 
   def observe(self, action: types.NestedArray, next_timestep: dm_env.TimeStep):
-    if self._adder:
+    if not self._adder:
+      return
+    if self._clone_weight is None:
       self._adder.add(action, next_timestep)
+      return
+    if self._noise_free is None:
+      raise ValueError('This actor stores greedy actions (clone_weight='
+                       f'{self._clone_weight}) but its policy has no '
+                       'exploration noise to take off.')
+    extras = metamimic_adders.greedy_extras(self._noise_free,
+                                            self._clone_weight)
+    self._adder.add(action, next_timestep, extras=extras)
 
 
 class NumpyFeedForwardActor(_AddingActor):
@@ -216,7 +245,8 @@ class NumpyFeedForwardActor(_AddingActor):
                adder: Optional[adders.Adder] = None,
                variable_source: Optional[core.VariableSource] = None,
                update_period: int = 1000,
-               seed: Optional[int] = None):
+               seed: Optional[int] = None,
+               clone_weight: Optional[float] = None):
     """Creates the actor.
 
     Args:
@@ -225,9 +255,12 @@ class NumpyFeedForwardActor(_AddingActor):
       variable_source: the learner to pull parameters from.
       update_period: steps between parameter pulls.
       seed: seeds the exploration noise.
+      clone_weight: if given, steps go to the adder with the noise-free
+        action and this weight as extras (module docstring).
     """
     self._policy = NumpyPolicy(policy_network, seed)
     self._adder = adder
+    self._clone_weight = clone_weight
     self._client = None
     self._copies = 0
     if variable_source is not None:
@@ -245,7 +278,10 @@ class NumpyFeedForwardActor(_AddingActor):
       self._policy.refresh()
 
   def select_action(self, observation: types.NestedArray) -> np.ndarray:
-    return self._policy(tree.map_structure(lambda x: x[None], observation))[0]
+    action = self._policy(tree.map_structure(lambda x: x[None], observation))
+    if self._policy.noise_free is not None:
+      self._noise_free = self._policy.noise_free[0]
+    return action[0]
 
   def update(self, wait: bool = False):
     if self._client is None:
@@ -269,16 +305,19 @@ class FunctionActor(_AddingActor):
 
   def __init__(self, policy: Callable[[types.NestedArray], np.ndarray],
                adder: Optional[adders.Adder] = None, sigma=0.,
-               seed: Optional[int] = None):
+               seed: Optional[int] = None,
+               clone_weight: Optional[float] = None):
     if seed is None:  # TensorFlow's global generator, as `NumpyPolicy`.
       seed = int(tf.random.uniform((), maxval=2**31 - 1, dtype=tf.int64))
     self._policy = policy
     self._adder = adder
+    self._clone_weight = clone_weight
     self._sigma = np.asarray(sigma, np.float32)
     self._rng = np.random.default_rng(seed)
 
   def select_action(self, observation: types.NestedArray) -> np.ndarray:
     action = np.asarray(self._policy(observation), np.float32)
+    self._noise_free = np.clip(action, -1., 1.)
     noise = self._rng.normal(0., 1., action.shape) * self._sigma
     return np.clip(action + noise, -1., 1.).astype(np.float32)
 

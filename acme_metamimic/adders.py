@@ -19,6 +19,13 @@ goal the action a_t actually reached), referenced from the same observation
 columns: no byte more is sent. The imitation learner's inverse-dynamics loss
 reads it (`MetaMimicConfig.inverse_dynamics_weight`).
 
+The actor's own extras, if it passes any, go to the task item only (the
+imitation table's signature has none of them). With
+`MetaMimicConfig.task_behaviour_cloning_labels='greedy'` they are
+{'greedy_action': the policy's noise-free action, 'clone_weight': 1 for the
+imitation actors, 0 for the task actors} (`greedy_extras_spec`), which the
+task learner's behaviour-cloning term reads.
+
 Discounts are per table too. `ImitationEnvironment` returns
 `{'imitation': d, 'task': d}`: early termination ends the imitation MDP
 (discount 0) but only truncates the task MDP (discount 1), so a task item cut by
@@ -35,6 +42,7 @@ actors use a plain `NStepTransitionAdder` on the task table
 
 from typing import Mapping, Optional, Union
 
+from acme import specs
 from acme import types
 from acme.adders.reverb import transition
 import dm_env
@@ -54,6 +62,25 @@ HINDSIGHT_GOAL = 'hindsight_goal'
 def hindsight_extras_spec(environment_spec) -> dict:
   """The imitation items' extras with hindsight goals: o_{t+1}'s spec."""
   return {HINDSIGHT_GOAL: environment_spec.observations}
+
+
+# The task items' extras keys of the acting policy's noise-free action and of
+# the weight the task learner's behaviour-cloning term gives it
+# (`MetaMimicConfig.task_behaviour_cloning_labels='greedy'`).
+GREEDY_ACTION = 'greedy_action'
+CLONE_WEIGHT = 'clone_weight'
+
+
+def greedy_extras_spec(environment_spec) -> dict:
+  """The task items' extras with greedy labels: the action's spec, a weight."""
+  return {GREEDY_ACTION: environment_spec.actions,
+          CLONE_WEIGHT: specs.Array((), np.float32, name=CLONE_WEIGHT)}
+
+
+def greedy_extras(greedy_action: np.ndarray, clone_weight: float) -> dict:
+  """The extras an actor passes its adder (`greedy_extras_spec`)."""
+  return {GREEDY_ACTION: np.asarray(greedy_action, np.float32),
+          CLONE_WEIGHT: np.float32(clone_weight)}
 
 
 class ImitationRewardAdder(transition.NStepTransitionAdder):
@@ -86,7 +113,8 @@ class ImitationRewardAdder(transition.NStepTransitionAdder):
       task_priority: priority of new task items (that table samples uniformly).
       max_in_flight_items: see `reverb.TrajectoryWriter.flush`.
       hindsight_goals: the imitation items' extras are {'hindsight_goal':
-        o_{t+1}} (the actor's own extras are not supported then).
+        o_{t+1}}; without, they have none. The actor's extras go to the
+        task items.
     """
     super().__init__(client, n_step, discount,
                      max_in_flight_items=max_in_flight_items)
@@ -111,9 +139,6 @@ class ImitationRewardAdder(transition.NStepTransitionAdder):
           extras: types.NestedArray = ()):
     if self._goal is None:
       raise ValueError('ImitationRewardAdder.add called before add_first.')
-    if self._hindsight_goals and extras:
-      raise ValueError('ImitationRewardAdder with hindsight_goals writes its '
-                       'own extras; the actor passed some.')
     _check_finite(observation=next_timestep.observation, action=action,
                   task_reward=next_timestep.reward)
     task_reward = np.asarray(next_timestep.reward)
@@ -167,11 +192,12 @@ class ImitationRewardAdder(transition.NStepTransitionAdder):
       # reference the appended step, so it is not rebuilt on every write.
       history = self._writer.history
     for table, priority, reward_key in self._tables:
-      item_extras = extras
       if reward_key == TASK_REWARD:
+        item_extras = extras
         item_observation = observation[imitation.OBSERVATION]
         item_next_observation = next_observation[imitation.OBSERVATION]
       else:
+        item_extras = ()
         item_observation, item_next_observation = observation, next_observation
         if self._hindsight_goals:
           # o_{t+1}: always written (first < last), whatever n.

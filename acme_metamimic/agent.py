@@ -114,7 +114,7 @@ class MetaMimic(acme_agent.Agent):
     imitation_actor = builder.make_actor(
         networks_lib.make_behavior_policy(imitation_networks, imitation_spec,
                                           config.exploration_sigma()),
-        adder=builder.make_imitation_adder(self.replay_client))
+        adder=builder.make_imitation_adder(self.replay_client), cloned=True)
     self.task_actor = builder.make_actor(
         networks_lib.make_behavior_policy(task_networks, environment_spec,
                                           config.task_exploration_sigma()),

@@ -259,6 +259,11 @@ class DistributedMetaMimic:
       raise ValueError(
           f'Baseline {baseline.name!r} samples demo actions: '
           'task_behaviour_cloning_weight would clone them; set it to 0.')
+    if (baseline.demo_transitions and
+        config.task_behaviour_cloning_labels == 'greedy'):
+      raise ValueError(
+          f'Baseline {baseline.name!r} samples demo transitions, which have '
+          "no greedy labels: set task_behaviour_cloning_labels='executed'.")
     self._baseline = baseline
     self._demo_transitions_factory = demo_transitions_factory
     self._environment_factory = environment_factory
@@ -461,12 +466,13 @@ class DistributedMetaMimic:
       actor = actors_lib.FunctionActor(
           diagnostics.joint_tracker_policy(environment),
           adder=self._builder.make_imitation_adder(replay),
-          sigma=self._config.exploration_sigma())
+          sigma=self._config.exploration_sigma(),
+          clone_weight=self._builder.clone_weight(cloned=True))
     else:
       actor = self._builder.make_actor(
           self._policy(True, self._config.exploration_sigma()),
           adder=self._builder.make_imitation_adder(replay),
-          variable_source=variable_source)
+          variable_source=variable_source, cloned=True)
     return self._loop('imitation_actor', environment, actor, counter, True)
 
   def task_actor(self, replay: reverb.Client,

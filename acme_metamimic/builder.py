@@ -110,7 +110,7 @@ class MetaMimicBuilder(d4pg_agent.D4PGBuilder):
             max_size=config.max_replay_size,
             rate_limiter=self._rate_limiter(),
             signature=reverb_adders.NStepTransitionAdder.signature(
-                environment_spec)),
+                environment_spec, self._task_extras_spec(environment_spec))),
     ]
     if demo_table:
       tables.append(reverb.Table(
@@ -127,6 +127,12 @@ class MetaMimicBuilder(d4pg_agent.D4PGBuilder):
     """The imitation items' extras: o_{t+1} for the inverse-dynamics loss."""
     if self._config.inverse_dynamics_weight > 0.:
       return adders.hindsight_extras_spec(environment_spec)
+    return ()
+
+  def _task_extras_spec(self, environment_spec: specs.EnvironmentSpec):
+    """The task items' extras: greedy labels for the cloning term, if any."""
+    if self._config.task_behaviour_cloning_labels == 'greedy':
+      return adders.greedy_extras_spec(environment_spec)
     return ()
 
   def check_demo_capacity(self, num_demo_items: int):
@@ -284,7 +290,8 @@ class MetaMimicBuilder(d4pg_agent.D4PGBuilder):
       policy_network: snt.Module,
       adder: Optional[acme_adders.Adder] = None,
       variable_source: Optional[core.VariableSource] = None,
-      variable_update_period: Optional[int] = None) -> core.Actor:
+      variable_update_period: Optional[int] = None,
+      cloned: bool = False) -> core.Actor:
     """A feed-forward actor, refreshing parameters periodically.
 
     D4PG's builder fixes the period at 1000 steps; here it is
@@ -292,17 +299,22 @@ class MetaMimicBuilder(d4pg_agent.D4PGBuilder):
     `update` call fetches, as the evaluator needs). With
     `config.numpy_actor_policy`, MLP policies run in numpy
     (`actors.NumpyFeedForwardActor`); other policies, and all with the flag
-    off, use Acme's `FeedForwardActor`.
+    off, use Acme's `FeedForwardActor`. An actor with an adder stores its
+    noise-free action in the task items when
+    `config.task_behaviour_cloning_labels` is 'greedy' (`clone_weight`);
+    `cloned` says whether the task learner clones it (the imitation actors).
     """
     update_period = (variable_update_period or
                      self._config.variable_update_period)
+    clone_weight = self.clone_weight(cloned) if adder else None
     if self._config.numpy_actor_policy:
       try:
         return actors_lib.NumpyFeedForwardActor(
             policy_network, adder, variable_source,
-            update_period=update_period)
+            update_period=update_period, clone_weight=clone_weight)
       except NotImplementedError:
-        pass
+        if clone_weight is not None:
+          raise
     variable_client = None
     if variable_source:
       variable_client = variable_utils.VariableClient(
@@ -312,6 +324,12 @@ class MetaMimicBuilder(d4pg_agent.D4PGBuilder):
       # Never act with random parameters after a restart.
       variable_client.update_and_wait()
     return actors.FeedForwardActor(policy_network, adder, variable_client)
+
+  def clone_weight(self, cloned: bool) -> Optional[float]:
+    """An actor's `clone_weight`: None unless the labels are 'greedy'."""
+    if self._config.task_behaviour_cloning_labels != 'greedy':
+      return None
+    return 1. if cloned else 0.
 
   def make_learner(
       self,
@@ -345,7 +363,8 @@ class MetaMimicBuilder(d4pg_agent.D4PGBuilder):
       behaviour_cloning_weight: the weight of the regression of the policy
         on its batches' actions (the task learner's is
         `config.task_behaviour_cloning_weight`; whether it also trains the
-        observation network is `config.task_behaviour_cloning_trains_torso`).
+        observation network is `config.task_behaviour_cloning_trains_torso`,
+        and what it regresses on `config.task_behaviour_cloning_labels`).
     """
     config = self._config
     online, target = networks
@@ -373,6 +392,7 @@ class MetaMimicBuilder(d4pg_agent.D4PGBuilder):
         behaviour_cloning_weight=behaviour_cloning_weight,
         behaviour_cloning_trains_torso=(
             config.task_behaviour_cloning_trains_torso),
+        behaviour_cloning_labels=config.task_behaviour_cloning_labels,
         dataset_iterator=dataset,
         counter=counter,
         logger=logger,

@@ -21,6 +21,9 @@ DEMO_TABLE = 'demo'
 EARLY_TERMINATION_MODES = ('reward', 'hand_to_target', 'none')
 SAMPLERS = ('prioritized', 'uniform')
 REMOVERS = ('prioritized', 'fifo')
+# What the task learner's behaviour-cloning term regresses on
+# (`task_behaviour_cloning_labels`).
+BEHAVIOUR_CLONING_LABELS = ('executed', 'greedy')
 # The fields that shape the networks (presets.make_networks reads them): a
 # policy restored from a run's checkpoint needs the run's values of these.
 NETWORK_FIELDS = ('vmin', 'vmax', 'imitation_vmax', 'num_atoms',
@@ -125,6 +128,17 @@ class MetaMimicConfig(d4pg_agent.D4PGConfig):
   # smooth actions can copy them instead of reading the state (causal
   # confusion, de Haan et al., 2019). True: the paper's inputs.
   task_joint_velocities: bool = True
+  # Not in the paper: what that regression clones. 'executed': the batch's
+  # own actions, noise included (TD3+BC). 'greedy': the imitation actors'
+  # noise-free actions, which they store in their task items' extras beside
+  # the executed one; task actors' items are not cloned then (weight 0 in
+  # their extras). Exploration noise still spreads the states the task
+  # learner sees, but it learns the action the imitation policy meant, not
+  # its noise (DART, Laskey et al., 2017). On session 30's imitation policy's
+  # own rollouts the greedy labels earned more in three pairs of 3 x 20
+  # fresh starts (docs/fidelity.md, "Session 31"). Needs numpy actor
+  # policies; refused with demo transitions (D4PGfD).
+  task_behaviour_cloning_labels: str = 'executed'
 
   # Not in the paper's table: engineering choices, documented where used.
   image_distance_scale: float = 1.
@@ -239,6 +253,16 @@ class MetaMimicConfig(d4pg_agent.D4PGConfig):
     if self.task_behaviour_cloning_weight < 0.:
       raise ValueError('MetaMimicConfig.task_behaviour_cloning_weight must be '
                        f'>= 0, got {self.task_behaviour_cloning_weight}.')
+    if self.task_behaviour_cloning_labels not in BEHAVIOUR_CLONING_LABELS:
+      raise ValueError(
+          'MetaMimicConfig.task_behaviour_cloning_labels must be one of '
+          f'{BEHAVIOUR_CLONING_LABELS}, got '
+          f'{self.task_behaviour_cloning_labels!r}.')
+    if (self.task_behaviour_cloning_labels == 'greedy' and
+        not self.numpy_actor_policy):
+      raise ValueError("MetaMimicConfig.task_behaviour_cloning_labels='greedy'"
+                       ' needs numpy_actor_policy=True (those actors store '
+                       'the noise-free action).')
     if self.goal_delta_skip and self.goal_delta_scale is None:
       raise ValueError('MetaMimicConfig.goal_delta_skip needs '
                        'goal_delta_scale (the scale of the skipped delta).')

@@ -35,7 +35,11 @@ on a CPU-bound machine:
   (`MetaMimicConfig.task_behaviour_cloning_trains_torso`) also the
   observation network, which the critic's loss alone trains otherwise: the
   torso's features then hold what the regression needs as well as what the
-  critic's does.
+  critic's does. With `behaviour_cloning_labels='greedy'`
+  (`MetaMimicConfig.task_behaviour_cloning_labels`) the regression's targets
+  are the noise-free actions in the items' extras instead, weighted by their
+  extras' clone weights (1 for the imitation actors' items, 0 for the task
+  actors'): sum_i w_i |pi(o_i) - a*_i|^2 / max(sum_i w_i, 1).
 
 The learner's checkpoint holds its counter as a
 `counter_checkpoint.CounterCheckpoint` (JSON in a string variable), not as
@@ -155,6 +159,7 @@ class D4PGLearner(d4pg_learning.D4PGLearner, tf2_savers.TFSaveable):
                inverse_dynamics_weight: float = 0.,
                behaviour_cloning_weight: float = 0.,
                behaviour_cloning_trains_torso: bool = False,
+               behaviour_cloning_labels: str = 'executed',
                **kwargs):
     """Creates the learner; `args` and `kwargs` are Acme's `D4PGLearner`'s.
 
@@ -175,6 +180,8 @@ class D4PGLearner(d4pg_learning.D4PGLearner, tf2_savers.TFSaveable):
       behaviour_cloning_trains_torso: the regression's gradient also trains
         the observation network (with the critic's optimizer), not only the
         policy head.
+      behaviour_cloning_labels: 'executed' (the batch's actions) or 'greedy'
+        (the noise-free actions in its extras, module docstring).
       **kwargs: see `acme.agents.tf.d4pg.learning.D4PGLearner`.
     """
     super().__init__(*args, **kwargs)
@@ -193,7 +200,11 @@ class D4PGLearner(d4pg_learning.D4PGLearner, tf2_savers.TFSaveable):
                        f'{behaviour_cloning_weight}.')
     self._inverse_dynamics_weight = inverse_dynamics_weight
     self._behaviour_cloning_weight = behaviour_cloning_weight
+    if behaviour_cloning_labels not in ('executed', 'greedy'):
+      raise ValueError("behaviour_cloning_labels must be 'executed' or "
+                       f"'greedy', got {behaviour_cloning_labels!r}.")
     self._behaviour_cloning_trains_torso = behaviour_cloning_trains_torso
+    self._behaviour_cloning_labels = behaviour_cloning_labels
     self._priority_table = priority_table
     self._priority_client = (reverb.TFClient(server_address)
                              if priority_table is not None else None)
@@ -249,8 +260,8 @@ class D4PGLearner(d4pg_learning.D4PGLearner, tf2_savers.TFSaveable):
         policy_loss = (policy_loss +
                        self._inverse_dynamics_weight * inverse_dynamics_loss)
       if self._behaviour_cloning_weight:
-        behaviour_cloning_loss = _squared_error(
-            self._policy_network(o_tm1), transitions.action)
+        behaviour_cloning_loss = self._behaviour_cloning_loss(
+            self._policy_network(o_tm1), transitions)
         losses_out['behaviour_cloning_loss'] = behaviour_cloning_loss
         policy_loss = (policy_loss +
                        self._behaviour_cloning_weight * behaviour_cloning_loss)
@@ -274,6 +285,24 @@ class D4PGLearner(d4pg_learning.D4PGLearner, tf2_savers.TFSaveable):
         discount * transitions.discount, tf.float32) * q_t.mean())
     td_errors = tf.stop_gradient(tf.abs(target - q_tm1.mean()))
     return losses_out, td_errors
+
+  def _behaviour_cloning_loss(self, predicted: tf.Tensor,
+                              transitions: types.Transition) -> tf.Tensor:
+    """The regression on the batch's actions or its greedy labels."""
+    if self._behaviour_cloning_labels == 'executed':
+      return _squared_error(predicted, transitions.action)
+    extras = transitions.extras or {}
+    if adders.GREEDY_ACTION not in extras:
+      raise ValueError(
+          "behaviour_cloning_labels='greedy' needs task items with extras "
+          f"['{adders.GREEDY_ACTION}'] and ['{adders.CLONE_WEIGHT}'] (actors "
+          'with a clone_weight); this batch has extras '
+          f'{transitions.extras!r}.')
+    labels = tf.cast(extras[adders.GREEDY_ACTION], predicted.dtype)
+    weights = tf.cast(extras[adders.CLONE_WEIGHT], predicted.dtype)
+    errors = tf.reduce_sum(tf.square(predicted - labels), axis=-1)
+    return (tf.reduce_sum(weights * errors) /
+            tf.maximum(tf.reduce_sum(weights), 1.))
 
   def _inverse_dynamics_loss(self, transitions: types.Transition) -> tf.Tensor:
     """Mean over the batch of |pi(o_t, g = o_{t+1}) - a_t|^2."""

@@ -15,6 +15,7 @@ import tensorflow as tf
 import tree
 
 from acme_metamimic import actors
+from acme_metamimic import adders
 from acme_metamimic import agent as agent_lib
 from acme_metamimic import builder as builder_lib
 from acme_metamimic import config as config_lib
@@ -130,6 +131,62 @@ def test_exploration_noise_is_clipped_gaussian_with_sigma(env):
   assert np.abs(noise.std() - 0.3) < 0.02
   actions = np.stack([policy(observation) for _ in range(200)])
   assert actions.min() >= -1. and actions.max() <= 1.
+
+
+class _RecordingAdder(acme.adders.Adder):
+  """Keeps what an actor passes to `add` (the actor's side of the contract)."""
+
+  def __init__(self):
+    self.added = []
+
+  def add_first(self, timestep):
+    pass
+
+  def add(self, action, next_timestep, extras=()):
+    self.added.append((action, extras))
+
+  def reset(self):
+    pass
+
+
+def test_actors_with_a_clone_weight_pass_their_noise_free_action(env):
+  """`clone_weight`: the numpy actor and the tracker's `FunctionActor` pass
+  their adder the action before the exploration noise (clipped to [-1, 1])
+  and the weight as extras; without it they pass no extras."""
+  spec = specs.make_environment_spec(env)
+  nets = networks.make_networks(spec, observation_keys=KEYS)
+  nets.init(spec)
+  observations = _observations(False)
+  greedy_policy = actors.NumpyPolicy(nets.make_policy(spec, sigma=0.))
+  raw = np.array([1.5, -0.2, 0., 0.3, -2., 0.1, 0.5, -0.5, 0.9], np.float32)
+  made = {
+      'numpy': lambda adder, weight: actors.NumpyFeedForwardActor(
+          nets.make_policy(spec, sigma=0.3), adder, seed=0,
+          clone_weight=weight),
+      'function': lambda adder, weight: actors.FunctionActor(
+          lambda observation: raw, adder, sigma=0.3, seed=0,
+          clone_weight=weight)}
+  for kind, make in made.items():
+    for weight in (1., 0., None):
+      adder = _RecordingAdder()
+      actor = make(adder, weight)
+      timestep = env.reset()
+      actor.observe_first(timestep)
+      expected = []
+      for observation in observations:
+        action = actor.select_action(observation)
+        actor.observe(action, timestep)
+        expected.append(np.clip(raw, -1., 1.) if kind == 'function' else
+                        greedy_policy(tree.map_structure(
+                            lambda x: x[None], observation))[0])
+      for (action, extras), greedy in zip(adder.added, expected):
+        if weight is None:
+          assert extras == (), kind
+          continue
+        assert extras[adders.CLONE_WEIGHT] == weight, kind
+        np.testing.assert_allclose(extras[adders.GREEDY_ACTION], greedy,
+                                   atol=ATOL, err_msg=kind)
+        assert np.abs(action - greedy).max() > 0.05, kind  # Noise executed.
 
 
 def test_per_dimension_noise_has_each_dimensions_sigma_in_tf_and_numpy(env):

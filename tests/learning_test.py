@@ -718,6 +718,99 @@ def test_behaviour_cloning_loss_regresses_the_policy_on_the_batch_actions():
                       behaviour_cloning_weight=-1.)
 
 
+def test_greedy_labels_clone_the_imitation_actors_noise_free_actions():
+  """`task_behaviour_cloning_labels='greedy'`, from the actors to the loss.
+
+  An imitation actor (cloned) and a task actor, both numpy actors with
+  sigma 0.3, each play one episode into a real server. Every task item then
+  holds the acting policy's noise-free action (its greedy network's output
+  on the item's observation, not the executed action) and clone weight 1
+  for the imitation actor's items, 0 for the task actor's; the imitation
+  items have no extras. The task learner's logged regression on a batch of
+  both is sum_i w_i |pi(o_i) - a*_i|^2 / sum_i w_i, worked out here. A
+  learner with greedy labels refuses a batch without them.
+  """
+  sigma = 0.3
+  config = _small_config(batch_size=32, target_update_period=100,
+                         task_behaviour_cloning_labels='greedy')
+  builder = builder_lib.MetaMimicBuilder(config)
+  env = _make_environment(0)
+  spec = specs.make_environment_spec(env)
+  imitation_spec = imitation.imitation_environment_spec(spec)
+  server = reverb.Server(builder.make_replay_tables(spec), port=None)
+  client = reverb.Client(f'localhost:{server.port}')
+  tf.random.set_seed(0)
+  policies = {}
+  for cloned, network_spec in ((True, imitation_spec), (False, spec)):
+    nets = networks.make_networks(spec, observation_keys=KEYS,
+                                  goal_conditioned=cloned, vmax=VMAX, **SMALL)
+    nets.init(network_spec)
+    policies[cloned] = nets
+    actor = builder.make_actor(
+        networks.make_behavior_policy(nets, network_spec, sigma),
+        adder=(builder.make_imitation_adder(client) if cloned else
+               builder.make_adder(client)), cloned=cloned)
+    episode_env = (builder.make_imitation_environment(
+        env, _demonstrations(1, seed=1), seed=0) if cloned else env)
+    acme.EnvironmentLoop(episode_env, actor).run(num_episodes=1)
+
+  imitation_batch = next(builder.make_imitation_dataset_iterator(client))
+  assert not imitation_batch.data.extras
+  task_batches = builder.make_dataset_iterator(client)
+  data = tree.map_structure(
+      lambda *x: np.concatenate(x),
+      *[next(task_batches).data for _ in range(4)])
+  weights = data.extras[adders.CLONE_WEIGHT]
+  assert set(weights) == {0., 1.}
+  labels = data.extras[adders.GREEDY_ACTION]
+  executed = data.action
+  # The task actor's labels are its greedy network's output (the imitation
+  # actor's would need the goal, which task items do not hold).
+  task_nets = policies[False]
+  observations = tree.map_structure(lambda x: x[weights == 0.],
+                                    data.observation)
+  np.testing.assert_allclose(
+      labels[weights == 0.],
+      task_nets.policy_network(task_nets.observation_network(observations)),
+      rtol=1e-4, atol=1e-5)
+  # Both actors' executed actions are their labels plus sigma 0.3 noise.
+  for weight in (0., 1.):
+    noise = (executed - labels)[weights == weight]
+    assert 0.15 < np.abs(noise).mean() < 0.35, (weight, np.abs(noise).mean())
+  assert np.abs(labels).max() <= 1.
+
+  task_online = policies[False]
+  task_target = copy.deepcopy(task_online)
+  task_target.init(spec)
+  batch = next(builder.make_dataset_iterator(client))
+  data = batch.data
+  learner = builder.make_learner((task_online, task_target),
+                                 iter([batch]), behaviour_cloning_weight=2.)
+  predicted = task_online.policy_network(task_online.observation_network(
+      data.observation)).numpy()
+  batch_weights = data.extras[adders.CLONE_WEIGHT].numpy()
+  assert 0. < batch_weights.sum() < len(batch_weights)
+  errors = np.square(predicted - data.extras[adders.GREEDY_ACTION].numpy()
+                     ).sum(axis=-1)
+  losses, _ = learner._sgd_step(data)
+  np.testing.assert_allclose(
+      losses['behaviour_cloning_loss'].numpy(),
+      (batch_weights * errors).sum() / batch_weights.sum(), rtol=1e-5)
+  server.stop()
+
+  plain = _small_config(batch_size=16)
+  builder, spec, server, client = _replay_with_one_episode(plain)
+  batch = next(builder.make_imitation_dataset_iterator(client))
+  learner, _, _ = _learner_on_batch(
+      learning.D4PGLearner, builder, spec, batch, jit_compile=False,
+      behaviour_cloning_weight=1., behaviour_cloning_labels='greedy')
+  with pytest.raises(ValueError, match='greedy_action'):
+    learner._sgd_step(batch.data)
+  server.stop()
+  with pytest.raises(ValueError, match='behaviour_cloning_labels'):
+    config_lib.MetaMimicConfig(task_behaviour_cloning_labels='noisy')
+
+
 def test_behaviour_cloning_through_the_torso_also_trains_the_torso():
   """`behaviour_cloning_trains_torso`: the regression trains the torso too.
 
