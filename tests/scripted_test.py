@@ -22,9 +22,15 @@ def test_unknown_style_lists_valid_styles():
 
 @pytest.mark.parametrize('style', ['A', 'B'])
 def test_style_stacks_most_episodes(env, style):
+  # The demonstrators stack in 60-85 % of episodes (make_demos.py logs the
+  # rate: 83 % of 200 style-A episodes on 2026-12-06). Fixed seeds do not
+  # give the same physics on every CPU: "3 of 4" passed CI for weeks and
+  # failed on a faster machine with 2 of 4. Over 12 episodes (A 8, B 7 on
+  # that machine) half is a bar a working demonstrator misses with a
+  # probability of about 4 % at a 70 % rate, and a broken one meets rarely.
   results = [scripted.run_episode(env, scripted.ScriptedDemonstrator(style, i))
-             for i in range(4)]
-  assert sum(r['success'] for r in results) >= 3
+             for i in range(12)]
+  assert sum(r['success'] for r in results) >= 6
   for r in results:
     steps = len(r['actions'])
     assert len(r['observations']) == steps + 1

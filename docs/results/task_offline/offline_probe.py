@@ -174,8 +174,11 @@ def main(_):
   else:
     copy = tempfile.mkdtemp(prefix='offline_probe_')
     shutil.copytree(os.path.join(workdir, 'replay'), copy, dirs_exist_ok=True)
+    # The tables as the run made them (their signatures: a run with greedy
+    # labels stored them as extras), whatever the learner's overrides.
+    run_builder = builder_lib.MetaMimicBuilder(run_config(workdir, {}))
     server = reverb.Server(
-        builder.make_replay_tables(spec),
+        run_builder.make_replay_tables(spec),
         checkpointer=reverb.checkpointers.DefaultCheckpointer(copy))
     client = reverb.Client(f'localhost:{server.port}')
   table_sizes = {name: int(info.current_size)
