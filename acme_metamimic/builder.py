@@ -312,9 +312,12 @@ class MetaMimicBuilder(d4pg_agent.D4PGBuilder):
         return actors_lib.NumpyFeedForwardActor(
             policy_network, adder, variable_source,
             update_period=update_period, clone_weight=clone_weight)
-      except NotImplementedError:
+      except NotImplementedError as error:
         if clone_weight is not None:
-          raise
+          raise ValueError(
+              "task_behaviour_cloning_labels='greedy' needs actors that "
+              'store the noise-free action, which only numpy policies do; '
+              f'this policy cannot run in numpy: {error}') from error
     variable_client = None
     if variable_source:
       variable_client = variable_utils.VariableClient(

@@ -64,6 +64,7 @@ import tensorflow as tf
 import tree
 
 from acme_metamimic import adders
+from acme_metamimic import config as config_lib
 from acme_metamimic import counter_checkpoint
 from acme_metamimic.environments import imitation
 
@@ -200,9 +201,10 @@ class D4PGLearner(d4pg_learning.D4PGLearner, tf2_savers.TFSaveable):
                        f'{behaviour_cloning_weight}.')
     self._inverse_dynamics_weight = inverse_dynamics_weight
     self._behaviour_cloning_weight = behaviour_cloning_weight
-    if behaviour_cloning_labels not in ('executed', 'greedy'):
-      raise ValueError("behaviour_cloning_labels must be 'executed' or "
-                       f"'greedy', got {behaviour_cloning_labels!r}.")
+    if behaviour_cloning_labels not in config_lib.BEHAVIOUR_CLONING_LABELS:
+      raise ValueError('behaviour_cloning_labels must be one of '
+                       f'{config_lib.BEHAVIOUR_CLONING_LABELS}, got '
+                       f'{behaviour_cloning_labels!r}.')
     self._behaviour_cloning_trains_torso = behaviour_cloning_trains_torso
     self._behaviour_cloning_labels = behaviour_cloning_labels
     self._priority_table = priority_table
