@@ -85,6 +85,7 @@ Measure with `python tests/learning_test.py SEED [SEED ...]`.
 """
 
 import copy
+import itertools
 import json
 import os
 import subprocess
@@ -782,14 +783,19 @@ def test_greedy_labels_clone_the_imitation_actors_noise_free_actions():
   task_online = policies[False]
   task_target = copy.deepcopy(task_online)
   task_target.init(spec)
-  batch = next(builder.make_dataset_iterator(client))
+  # A uniform batch of 32 can come from one actor alone (the imitation
+  # episode ends early when it drifts off the demo), so draw until one
+  # holds both actors' items.
+  for batch in itertools.islice(task_batches, 50):
+    batch_weights = batch.data.extras[adders.CLONE_WEIGHT].numpy()
+    if 0. < batch_weights.sum() < len(batch_weights):
+      break
+  assert 0. < batch_weights.sum() < len(batch_weights)
   data = batch.data
   learner = builder.make_learner((task_online, task_target),
                                  iter([batch]), behaviour_cloning_weight=2.)
   predicted = task_online.policy_network(task_online.observation_network(
       data.observation)).numpy()
-  batch_weights = data.extras[adders.CLONE_WEIGHT].numpy()
-  assert 0. < batch_weights.sum() < len(batch_weights)
   errors = np.square(predicted - data.extras[adders.GREEDY_ACTION].numpy()
                      ).sum(axis=-1)
   losses, _ = learner._sgd_step(data)
