@@ -24,11 +24,14 @@ episodes end.
 
 Each arm replays the same demo and start sequence for its range (seeded by
 `--seed`) and the same noise generator seed, so arms differ in the range
-only.
+only. `--before_stack=N` (repeatable as a list) adds arms whose episodes
+start among the N frames before their demo's first stacked frame: where
+the stacking transitions come from.
 """
 import json
 import os
 import time
+from typing import Optional
 
 from absl import app
 from absl import flags
@@ -45,6 +48,12 @@ _NUM_DEMOS = flags.DEFINE_integer('num_demos', None, 'First N demos only.')
 _CURRICULUM_MAX_STEP = flags.DEFINE_list(
     'curriculum_max_step', ['100', '300'],
     'One arm per value: episodes start among the first N demo frames.')
+_BEFORE_STACK = flags.DEFINE_list(
+    'before_stack', [],
+    'One more arm per value N: episodes start among the N frames before '
+    "their demo's first stacked frame (a demo that never stacks: among its "
+    'first --curriculum_max_step[0] frames), a start distribution no config '
+    'field offers yet.')
 _EPISODES = flags.DEFINE_integer('episodes', 200, 'Episodes per arm.')
 _SEED = flags.DEFINE_integer('seed', 0, 'Seeds starts, demos and noise.')
 _CONFIG = flags.DEFINE_multi_string(
@@ -57,8 +66,13 @@ _STAGES = (('none', 0.), ('reached', jaco_stack.REWARD_REACH),
            ('stacked', jaco_stack.REWARD_STACK))
 
 
-def play(config, demos, episodes: int, seed: int):
-  """Stage counts of `episodes` tracker-fed imitation episodes."""
+def play(config, demos, episodes: int, seed: int,
+         before_stack: Optional[int] = None):
+  """Stage counts of `episodes` tracker-fed imitation episodes.
+
+  With `before_stack`, each episode starts among the `before_stack` frames
+  before its demo's first stacked frame instead of the curriculum's range.
+  """
   environment = presets.make_environment('features', seed=seed)
   builder = builder_lib.MetaMimicBuilder(config)
   imitation_environment = builder.make_imitation_environment(
@@ -69,8 +83,21 @@ def play(config, demos, episodes: int, seed: int):
   steps = {name: 0 for name, _ in _STAGES}
   stack_events, episodes_stacked, lengths, ended_early = 0, 0, [], []
   task_returns = []
+  starts = np.random.default_rng(seed + 1)
   for _ in range(episodes):
-    timestep = imitation_environment.reset()
+    if before_stack is None:
+      timestep = imitation_environment.reset()
+    else:
+      demo = demos[starts.integers(len(demos))]
+      stacked_at = np.flatnonzero(demo.rewards >= jaco_stack.REWARD_STACK)
+      if stacked_at.size:
+        # rewards[t] follows frame t, so frame t + 1 is the first stacked.
+        high = int(stacked_at[0]) + 1
+        low = max(0, high - before_stack)
+      else:
+        low, high = 0, min(config.curriculum_max_step, len(demo) - 1)
+      timestep = imitation_environment.reset_to_demo(
+          demo, int(starts.integers(low, high)))
     # A start past the demo's stack is stacked already: the first step's
     # reward is the baseline an event is counted against, not an event.
     previous, stacked = None, False
@@ -116,6 +143,17 @@ def main(_):
                                  curriculum_max_step=int(value), **overrides)
     result = play(config, demos, _EPISODES.value, _SEED.value)
     result.update(curriculum_max_step=int(value),
+                  seconds=round(time.time() - start, 1))
+    arms.append(result)
+    print(json.dumps(result), flush=True)
+  for value in _BEFORE_STACK.value:
+    start = time.time()
+    config = presets.make_config(
+        'features', demo_curriculum=True,
+        curriculum_max_step=int(_CURRICULUM_MAX_STEP.value[0]), **overrides)
+    result = play(config, demos, _EPISODES.value, _SEED.value,
+                  before_stack=int(value))
+    result.update(curriculum_max_step=f'{value} before the stack',
                   seconds=round(time.time() - start, 1))
     arms.append(result)
     print(json.dumps(result), flush=True)
