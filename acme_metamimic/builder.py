@@ -283,6 +283,8 @@ class MetaMimicBuilder(d4pg_agent.D4PGBuilder):
         termination=self.make_early_termination(early_termination),
         curriculum=config.demo_curriculum if curriculum is None else curriculum,
         curriculum_max_step=config.curriculum_max_step,
+        peak_fraction=config.curriculum_peak_fraction,
+        peak_window=config.curriculum_peak_window,
         seed=seed)
 
   def make_actor(

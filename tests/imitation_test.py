@@ -5,6 +5,8 @@ physics states), never from what the environment reports, so a goal that is
 off by one frame or an early termination at the wrong step fails here.
 """
 
+import dataclasses
+
 from acme import wrappers
 import dm_env
 import numpy as np
@@ -215,3 +217,60 @@ def test_discount_spec_has_one_entry_per_table(env, demos):
   assert set(spec) == {'imitation', 'task'}
   assert spec['imitation'] == spec['task'] == env.discount_spec()
   assert imitation.IMITATION == 'imitation' and imitation.TASK == 'task'
+
+
+def _starts(im_env, num_resets):
+  """(demo id, start frame) of `num_resets` resets."""
+  starts = []
+  for _ in range(num_resets):
+    im_env.reset()
+    metrics = im_env.episode_metrics
+    starts.append((int(metrics['demo_id']), int(metrics['start_frame'])))
+  return starts
+
+
+def test_peak_starts_come_from_the_frames_before_the_highest_reward(
+    env, demos):
+  """`curriculum_peak_fraction` of starts precede the demo's peak reward.
+
+  Demo 0 is given rewards that reach 0.5 at step 10 and 1.0 at step 30, so
+  its peak frame is 31 (rewards[t] follows frame t); demo 1's rewards are
+  all 0, so it keeps the curriculum's first 25 frames.
+  """
+  rewards = np.zeros(NUM_STEPS, np.float32)
+  rewards[10:] = 0.5
+  rewards[30:] = 1.
+  shaped = [dataclasses.replace(demos[0], rewards=rewards),
+            dataclasses.replace(demos[1], rewards=np.zeros_like(rewards))]
+  assert imitation.peak_frame(shaped[0]) == 31
+  assert imitation.peak_frame(shaped[1]) is None
+  ids = [demo.episode_id for demo in shaped]
+
+  _, im_env = _imitation_env(env, shaped, curriculum=True,
+                             curriculum_peak_fraction=1.,
+                             curriculum_peak_window=4)
+  starts = _starts(im_env, 200)
+  peak_starts = {t for i, t in starts if i == ids[0]}
+  assert peak_starts == {27, 28, 29, 30}
+  assert all(0 <= t < 25 for i, t in starts if i == ids[1])
+  assert len({t for i, t in starts if i == ids[1]}) > 10
+
+  _, im_env = _imitation_env(env, shaped, curriculum=True,
+                             curriculum_peak_fraction=0.5,
+                             curriculum_peak_window=4)
+  demo0 = [t for i, t in _starts(im_env, 400) if i == ids[0]]
+  share = np.mean([t >= 27 for t in demo0])
+  assert 0.35 < share < 0.65, share
+  assert all(t < 25 or 27 <= t <= 30 for t in demo0)
+
+  # Fraction 0 (the paper's curriculum) never leaves the first 25 frames,
+  # and neither does a fraction without the curriculum (first frame only).
+  _, im_env = _imitation_env(env, shaped, curriculum=True)
+  assert max(t for _, t in _starts(im_env, 200)) < 25
+  _, im_env = _imitation_env(env, shaped, curriculum_peak_fraction=1.)
+  assert {t for _, t in _starts(im_env, 20)} == {0}
+
+  with pytest.raises(ValueError, match='curriculum_peak_fraction'):
+    config_lib.features_config(curriculum_peak_fraction=1.5)
+  with pytest.raises(ValueError, match='curriculum_peak_window'):
+    config_lib.features_config(curriculum_peak_window=0)

@@ -3,8 +3,11 @@
 `ImitationEnvironment` wraps any environment whose physics state can be set.
 Each episode it samples a demonstration, starts the simulator at the demo's first
 physics state (or, with the demo curriculum, at a random one of its first
-`curriculum_max_step`: the paper's 300, the features preset's 100),
-and exposes the demo's next frame as the goal:
+`curriculum_max_step`: the paper's 300, the features preset's 100;
+with `peak_fraction` > 0, that share of curriculum starts among the
+`peak_window` frames before the demo's first frame at its highest task
+reward, for Jaco the stacked brick), and exposes the demo's next frame as
+the goal:
 
     observation_t = {'observation': o_t, 'goal': d_{t+1}}
 
@@ -74,6 +77,19 @@ def goal_conditioned_observation_spec(observation_spec):
   return {OBSERVATION: observation_spec, GOAL: observation_spec}
 
 
+def peak_frame(demo: dataset.Demonstration) -> Optional[int]:
+  """The demo's first frame at its highest task reward; None if that is 0.
+
+  `demo.rewards[t]` follows frame t, so the frame is the reward's index + 1
+  (for Jaco stack with a successful demo: the first stacked frame). Reads
+  the demonstrator's task rewards, never its actions.
+  """
+  rewards = np.asarray(demo.rewards)
+  if rewards.size == 0 or rewards.max() <= 0.:
+    return None
+  return int(np.argmax(rewards >= rewards.max())) + 1
+
+
 class ImitationEnvironment(wrappers.EnvironmentWrapper):
   """Episodes that follow one demonstration each, with goal d_{t+1} attached."""
 
@@ -84,6 +100,8 @@ class ImitationEnvironment(wrappers.EnvironmentWrapper):
                termination: rewards.EarlyTermination,
                curriculum: bool = False,
                curriculum_max_step: int = 300,
+               peak_fraction: float = 0.,
+               peak_window: int = 30,
                seed: Optional[int] = None,
                state_setter: ResetToState = reset_to_state):
     """Wraps `environment`.
@@ -98,6 +116,11 @@ class ImitationEnvironment(wrappers.EnvironmentWrapper):
       curriculum: start at a random frame among the first `curriculum_max_step`
         of the sampled demo instead of its first frame.
       curriculum_max_step: see `curriculum`.
+      peak_fraction: with `curriculum`, the share of starts drawn instead
+        among the `peak_window` frames before the demo's first frame at its
+        highest task reward (`peak_frame`); a demo whose task reward never
+        rises above 0 starts in the curriculum's range.
+      peak_window: see `peak_fraction`.
       seed: seeds the demo and start-frame sampling.
       state_setter: starts an episode at a given physics state.
     """
@@ -109,6 +132,12 @@ class ImitationEnvironment(wrappers.EnvironmentWrapper):
     self._termination = termination
     self._curriculum = curriculum
     self._curriculum_max_step = curriculum_max_step
+    if not 0. <= peak_fraction <= 1.:
+      raise ValueError(f'peak_fraction must be in [0, 1], got {peak_fraction}.')
+    if peak_window < 1:
+      raise ValueError(f'peak_window must be >= 1, got {peak_window}.')
+    self._peak_fraction = peak_fraction
+    self._peak_window = peak_window
     self._rng = np.random.default_rng(seed)
     self._state_setter = state_setter
     self._demo: Optional[dataset.Demonstration] = None
@@ -121,8 +150,15 @@ class ImitationEnvironment(wrappers.EnvironmentWrapper):
     demo = self._demonstrations[self._rng.integers(len(self._demonstrations))]
     start = 0
     if self._curriculum:
-      start = int(self._rng.integers(min(self._curriculum_max_step,
-                                         len(demo) - 1)))
+      low, high = 0, max(1, min(self._curriculum_max_step, len(demo) - 1))
+      # Drawn only with a fraction, so peak_fraction=0 keeps the paper's
+      # sequence of demos and starts for a seed.
+      near_peak = (self._peak_fraction > 0. and
+                   self._rng.uniform() < self._peak_fraction)
+      peak = peak_frame(demo)
+      if near_peak and peak is not None:
+        low, high = max(0, peak - self._peak_window), peak
+      start = int(self._rng.integers(low, high))
     return self.reset_to_demo(demo, start)
 
   def reset_to_demo(self, demo: dataset.Demonstration,

@@ -25,9 +25,15 @@ episodes end.
 Each arm replays the same demo and start sequence for its range (seeded by
 `--seed`) and the same noise generator seed, so arms differ in the range
 only. `--before_stack=N` (repeatable as a list) adds arms whose episodes
-start among the N frames before their demo's first stacked frame: where
-the stacking transitions come from.
+start among the N frames before their demo's first stacked frame (the
+config's `curriculum_peak_window`, with `curriculum_peak_fraction` 1):
+where the stacking transitions come from. Session 33's
+tracker_before_stack.json predates those fields (its arms drew their own
+starts, a demo that never stacks among its first frames); from session 34
+the arms are the config's, and `--config=curriculum_peak_fraction=F` mixes
+them into every curriculum arm.
 """
+import dataclasses
 import json
 import os
 import time
@@ -51,9 +57,8 @@ _CURRICULUM_MAX_STEP = flags.DEFINE_list(
 _BEFORE_STACK = flags.DEFINE_list(
     'before_stack', [],
     'One more arm per value N: episodes start among the N frames before '
-    "their demo's first stacked frame (a demo that never stacks: among its "
-    'first --curriculum_max_step[0] frames), a start distribution no config '
-    'field offers yet.')
+    "their demo's first stacked frame (curriculum_peak_fraction=1 with "
+    'curriculum_peak_window=N; --config may set a fraction for every arm).')
 _EPISODES = flags.DEFINE_integer('episodes', 200, 'Episodes per arm.')
 _SEED = flags.DEFINE_integer('seed', 0, 'Seeds starts, demos and noise.')
 _CONFIG = flags.DEFINE_multi_string(
@@ -66,12 +71,11 @@ _STAGES = (('none', 0.), ('reached', jaco_stack.REWARD_REACH),
            ('stacked', jaco_stack.REWARD_STACK))
 
 
-def play(config, demos, episodes: int, seed: int,
-         before_stack: Optional[int] = None):
+def play(config, demos, episodes: int, seed: int):
   """Stage counts of `episodes` tracker-fed imitation episodes.
 
-  With `before_stack`, each episode starts among the `before_stack` frames
-  before its demo's first stacked frame instead of the curriculum's range.
+  Starts follow the config's curriculum (`curriculum_max_step`,
+  `curriculum_peak_fraction`, `curriculum_peak_window`).
   """
   environment = presets.make_environment('features', seed=seed)
   builder = builder_lib.MetaMimicBuilder(config)
@@ -83,21 +87,8 @@ def play(config, demos, episodes: int, seed: int,
   steps = {name: 0 for name, _ in _STAGES}
   stack_events, episodes_stacked, lengths, ended_early = 0, 0, [], []
   task_returns = []
-  starts = np.random.default_rng(seed + 1)
   for _ in range(episodes):
-    if before_stack is None:
-      timestep = imitation_environment.reset()
-    else:
-      demo = demos[starts.integers(len(demos))]
-      stacked_at = np.flatnonzero(demo.rewards >= jaco_stack.REWARD_STACK)
-      if stacked_at.size:
-        # rewards[t] follows frame t, so frame t + 1 is the first stacked.
-        high = int(stacked_at[0]) + 1
-        low = max(0, high - before_stack)
-      else:
-        low, high = 0, min(config.curriculum_max_step, len(demo) - 1)
-      timestep = imitation_environment.reset_to_demo(
-          demo, int(starts.integers(low, high)))
+    timestep = imitation_environment.reset()
     # A start past the demo's stack is stacked already: the first step's
     # reward is the baseline an event is counted against, not an event.
     previous, stacked = None, False
@@ -142,7 +133,11 @@ def main(_):
     config = presets.make_config('features', demo_curriculum=True,
                                  curriculum_max_step=int(value), **overrides)
     result = play(config, demos, _EPISODES.value, _SEED.value)
-    result.update(curriculum_max_step=int(value),
+    label = int(value)
+    if config.curriculum_peak_fraction:
+      label = (f'{value}, {config.curriculum_peak_fraction:.0%} among '
+               f'{config.curriculum_peak_window} before the stack')
+    result.update(curriculum_max_step=label,
                   seconds=round(time.time() - start, 1))
     arms.append(result)
     print(json.dumps(result), flush=True)
@@ -151,8 +146,9 @@ def main(_):
     config = presets.make_config(
         'features', demo_curriculum=True,
         curriculum_max_step=int(_CURRICULUM_MAX_STEP.value[0]), **overrides)
-    result = play(config, demos, _EPISODES.value, _SEED.value,
-                  before_stack=int(value))
+    config = dataclasses.replace(config, curriculum_peak_fraction=1.,
+                                 curriculum_peak_window=int(value))
+    result = play(config, demos, _EPISODES.value, _SEED.value)
     result.update(curriculum_max_step=f'{value} before the stack',
                   seconds=round(time.time() - start, 1))
     arms.append(result)
