@@ -84,10 +84,10 @@ def peak_frame(demo: dataset.Demonstration) -> Optional[int]:
   (for Jaco stack with a successful demo: the first stacked frame). Reads
   the demonstrator's task rewards, never its actions.
   """
-  rewards = np.asarray(demo.rewards)
-  if rewards.size == 0 or rewards.max() <= 0.:
+  demo_rewards = np.asarray(demo.rewards)
+  if demo_rewards.size == 0 or demo_rewards.max() <= 0.:
     return None
-  return int(np.argmax(rewards >= rewards.max())) + 1
+  return int(np.argmax(demo_rewards >= demo_rewards.max())) + 1
 
 
 class ImitationEnvironment(wrappers.EnvironmentWrapper):
