@@ -231,7 +231,8 @@ FIDELITY_RUNS = ('final_60min/arm*_seed*', 'final_60min_committed/arm*_seed*',
                  'task_levers_60min_s28/arm*_seed*',
                  'task_levers_60min_s30/arm*_seed*',
                  'task_levers_60min_s32/arm*_seed*',
-                 'task_levers_60min_s33/arm*_seed*')
+                 'task_levers_60min_s33/arm*_seed*',
+                 'task_levers_45min_s34/arm*_seed*')
 FIDELITY_FILE = 'fidelity.json'
 
 
