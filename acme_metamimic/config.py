@@ -105,7 +105,10 @@ class MetaMimicConfig(d4pg_agent.D4PGConfig):
   # actions). Why (issue 33): the paper's range feeds the task table 1.3-1.5
   # stacking transitions per 1,000 imitation steps; starts within 30 frames
   # of the stack feed 6.3 (docs/results/task_feeder), and the task policy
-  # has stacked from no held-out start. 0: the paper's curriculum.
+  # has stacked from no held-out start. 0.5 doubled them (3.2) but, paired
+  # on seed 0 at 45 minutes, the task policy stacked from no start either
+  # way (docs/fidelity.md, "Session 34"), so it is off. 0: the paper's
+  # curriculum.
   curriculum_peak_fraction: float = 0.
   curriculum_peak_window: int = 30
   imitation_sampler: str = 'prioritized'

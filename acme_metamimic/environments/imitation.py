@@ -153,11 +153,11 @@ class ImitationEnvironment(wrappers.EnvironmentWrapper):
       low, high = 0, max(1, min(self._curriculum_max_step, len(demo) - 1))
       # Drawn only with a fraction, so peak_fraction=0 keeps the paper's
       # sequence of demos and starts for a seed.
-      near_peak = (self._peak_fraction > 0. and
-                   self._rng.uniform() < self._peak_fraction)
-      peak = peak_frame(demo)
-      if near_peak and peak is not None:
-        low, high = max(0, peak - self._peak_window), peak
+      if (self._peak_fraction > 0. and
+          self._rng.uniform() < self._peak_fraction):
+        peak = peak_frame(demo)
+        if peak is not None:
+          low, high = max(0, peak - self._peak_window), peak
       start = int(self._rng.integers(low, high))
     return self.reset_to_demo(demo, start)
 

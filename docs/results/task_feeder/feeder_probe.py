@@ -37,7 +37,6 @@ import dataclasses
 import json
 import os
 import time
-from typing import Optional
 
 from absl import app
 from absl import flags
